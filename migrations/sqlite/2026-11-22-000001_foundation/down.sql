@@ -1,0 +1,11 @@
+DROP TABLE idempotency_keys;
+DROP TABLE contribution_outcomes;
+DROP TABLE validations;
+DROP TABLE contribution_tags;
+DROP TABLE contributions;
+DROP TABLE invites;
+DROP TABLE memberships;
+DROP TABLE api_keys;
+DROP TABLE agents;
+DROP TABLE network_currencies;
+DROP TABLE networks;

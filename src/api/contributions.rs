@@ -1,0 +1,437 @@
+//! Contributions: log one or a batch (all or nothing), list with filters, get one.
+//! Never edited: a correction is a new contribution whose `corrects` names the earlier one.
+
+use std::collections::HashMap;
+
+use actix_web::{get, post, web, HttpResponse};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::docs::{ReadErrors, WriteErrors};
+use super::extract::{ApiJson, ApiQuery};
+use super::{decode_cursor, page_limit, paginate, path_uuid, query_uuid, stored_id, utc, Access, AppState, Page};
+use crate::auth::{Authenticated, Caller};
+use crate::db::contributions::{ContributionView, ListFilter};
+use crate::db::rows::{now, ContributionRow, TagRow};
+use crate::db::types::DbDecimal;
+use crate::db::{self, write_tx, AnyConnection};
+use crate::domain::contribution::{self, ContributionDraft, Kind, RawContribution, Status};
+use crate::domain::ids::{AgentId, ContributionId, NetworkId};
+use crate::domain::network::{Currency, Role};
+use crate::domain::FieldError;
+use crate::error::ApiError;
+
+/// Most contributions in one batch.
+pub const MAX_BATCH: usize = 1000;
+
+/// A contribution to record.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "kind": "work", "quantity": "2.5", "unit": "hours", "skill": "cnc",
+    "tags": ["prototype"], "description": "Milled the frame",
+    "occurred_at": "2026-11-20T14:00:00Z"
+}))]
+pub struct ContributionIn {
+    /// On whose behalf (bots and stewards only); default: the caller.
+    pub agent_id: Option<AgentId>,
+    /// What kind of contribution.
+    pub kind: Kind,
+    /// Positive decimal as a string ("2.5"), below 10,000,000,000; cash at most the currency's
+    /// fraction digits, other kinds at most 18; work at most 10,000 hours.
+    #[schema(example = "2.5")]
+    pub quantity: String,
+    /// Unit fitting the kind: work `hours`; cash a network currency code; material `each`,
+    /// `kg`, `g`, `t`, `l`, `ml`, `m`, `m2`, `m3`; equipment_use `hours`, `days`; space
+    /// `m2_days`, `hours`, `days`; citation `each`; relationship `each` or a currency code;
+    /// other any 1-32 of a-z, 0-9, `_`.
+    #[schema(example = "hours")]
+    pub unit: String,
+    /// Skill used (1-40 of a-z, 0-9, `_.:-`).
+    pub skill: Option<String>,
+    /// Up to 16 tags (1-40 of a-z, 0-9, `_.:-` each).
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// What was done (up to 4000 characters); required on a correction, as its reason.
+    #[serde(default)]
+    pub description: String,
+    /// http(s) link to evidence (up to 2048 bytes).
+    pub evidence_url: Option<String>,
+    /// For a citation: the earlier contribution it cites.
+    pub cites: Option<ContributionId>,
+    /// The earlier contribution this one corrects; that one stops counting.
+    pub corrects: Option<ContributionId>,
+    /// When it happened (RFC 3339); not in the future.
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// A batch of contributions, recorded all or nothing.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContributionBatch {
+    /// 1 to 1000 contributions.
+    pub items: Vec<ContributionIn>,
+}
+
+/// The recorded batch, in request order.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ContributionBatchOut {
+    /// The recorded contributions.
+    pub items: Vec<ContributionOut>,
+}
+
+/// A recorded contribution.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ContributionOut {
+    /// Contribution id.
+    pub id: ContributionId,
+    /// Network.
+    pub network_id: NetworkId,
+    /// Whose contribution it is.
+    pub agent_id: AgentId,
+    /// Who recorded it (the agent, a bot or a steward).
+    pub recorded_by: AgentId,
+    /// Kind.
+    pub kind: Kind,
+    /// Exact decimal quantity, as a string.
+    #[schema(example = "2.5")]
+    pub quantity: String,
+    /// Unit.
+    pub unit: String,
+    /// Skill.
+    pub skill: Option<String>,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Description.
+    pub description: String,
+    /// Evidence link.
+    pub evidence_url: Option<String>,
+    /// The contribution it cites.
+    pub cites: Option<ContributionId>,
+    /// The contribution it corrects.
+    pub corrects: Option<ContributionId>,
+    /// The contribution that corrects it (then its status is `superseded`).
+    pub corrected_by: Option<ContributionId>,
+    /// Derived status.
+    pub status: Status,
+    /// Approvals so far.
+    pub approvals: i64,
+    /// Rejections so far.
+    pub rejections: i64,
+    /// When it happened.
+    pub occurred_at: DateTime<Utc>,
+    /// When it was recorded.
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// Filters and paging for listing contributions (newest first).
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ContributionListParams {
+    /// Only this agent's.
+    pub agent: Option<String>,
+    /// Only this kind.
+    pub kind: Option<Kind>,
+    /// Only this status.
+    pub status: Option<Status>,
+    /// Only those with this tag.
+    pub tag: Option<String>,
+    /// Only those that occurred at or after this time (RFC 3339).
+    pub from: Option<DateTime<Utc>>,
+    /// Only those that occurred before this time (RFC 3339).
+    pub to: Option<DateTime<Utc>>,
+    /// Page size, 1-200 (default 50).
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// Maps a stored contribution with its derived state to the DTO.
+pub fn to_out(v: ContributionView) -> ContributionOut {
+    let r = v.row;
+    ContributionOut {
+        id: stored_id(&r.id),
+        network_id: stored_id(&r.network_id),
+        agent_id: stored_id(&r.agent_id),
+        recorded_by: stored_id(&r.recorded_by),
+        kind: Kind::from_db(&r.kind).unwrap_or(Kind::Other),
+        quantity: r.quantity.0.normalize().to_string(),
+        unit: r.unit,
+        skill: r.skill,
+        tags: v.tags,
+        description: r.description,
+        evidence_url: r.evidence_url,
+        cites: r.cites.as_deref().map(stored_id),
+        corrects: r.corrects.as_deref().map(stored_id),
+        corrected_by: v.corrected_by.as_deref().map(stored_id),
+        status: v.status,
+        approvals: v.approvals,
+        rejections: v.rejections,
+        occurred_at: utc(r.occurred_at),
+        recorded_at: utc(r.recorded_at),
+    }
+}
+
+fn to_raw(c: ContributionIn) -> RawContribution {
+    RawContribution {
+        agent_id: c.agent_id,
+        kind: c.kind,
+        quantity: c.quantity,
+        unit: c.unit,
+        skill: c.skill,
+        tags: c.tags,
+        description: c.description,
+        evidence_url: c.evidence_url,
+        cites: c.cites,
+        corrects: c.corrects,
+        occurred_at: c.occurred_at,
+    }
+}
+
+/// Names a batch item's field (`items[3].quantity`); single contributions keep bare names.
+fn locate(prefix: Option<usize>, e: FieldError) -> ApiError {
+    match prefix {
+        Some(i) => ApiError::Validation(e.within(&format!("items[{i}]"))),
+        None => ApiError::Validation(e),
+    }
+}
+
+/// Checks drafts against the network and the caller's role, then stores them, all in the
+/// caller's transaction. `indexed` says whether errors name `items[i]`.
+fn record(
+    conn: &mut AnyConnection,
+    key: &str,
+    caller: AgentId,
+    raws: Vec<RawContribution>,
+    indexed: bool,
+) -> Result<Vec<ContributionView>, ApiError> {
+    let access = Access::load(conn, key, Some(caller))?;
+    let role = access.member_role()?;
+    if !role.can_contribute() {
+        return Err(ApiError::Forbidden(format!("a {} cannot record contributions", role.as_str())));
+    }
+    let network_id = access.network.id;
+    let currencies: Vec<Currency> = db::networks::currencies(conn, &network_id)?
+        .into_iter()
+        .map(|c| Currency { code: c.code, scale: u32::try_from(c.scale).unwrap_or(0) })
+        .collect();
+    let at = now();
+    let now_utc = utc(at);
+    let mut drafts: Vec<ContributionDraft> = Vec::with_capacity(raws.len());
+    for (i, raw) in raws.into_iter().enumerate() {
+        let pos = indexed.then_some(i);
+        drafts.push(contribution::parse(raw, &currencies, now_utc).map_err(|e| locate(pos, e))?);
+    }
+    let referenced: Vec<String> = drafts
+        .iter()
+        .flat_map(|d| d.cites.iter().chain(d.corrects.iter()))
+        .map(ToString::to_string)
+        .collect();
+    let targets: HashMap<String, ContributionRow> = db::contributions::existing(conn, &network_id, &referenced)?
+        .into_iter()
+        .map(|r| (r.id.clone(), r))
+        .collect();
+    let already_corrected = db::contributions::corrected(conn, &referenced)?;
+    let caller_id = caller.to_string();
+    let mut member_cache: HashMap<String, bool> = HashMap::new();
+    let mut rows = Vec::with_capacity(drafts.len());
+    let mut tags = Vec::new();
+    for (i, d) in drafts.into_iter().enumerate() {
+        let pos = indexed.then_some(i);
+        let err = |field: &str, detail: &str| locate(pos, FieldError::new(field, detail));
+        if let Some(c) = d.cites {
+            if !targets.contains_key(&c.to_string()) {
+                return Err(err("cites", "no such contribution in this network"));
+            }
+        }
+        let mut agent = d.agent_id.map(|a| a.to_string());
+        if let Some(c) = d.corrects {
+            let c = c.to_string();
+            let target = targets.get(&c).ok_or_else(|| err("corrects", "no such contribution in this network"))?;
+            if already_corrected.contains_key(&c) {
+                return Err(ApiError::Conflict(format!(
+                    "contribution {c} is already corrected; correct the latest version instead"
+                )));
+            }
+            if target.agent_id != caller_id && target.recorded_by != caller_id && role != Role::Steward {
+                return Err(ApiError::Forbidden(
+                    "only the contributor, whoever recorded it, or a steward may correct a contribution".into(),
+                ));
+            }
+            if d.description.trim().is_empty() {
+                return Err(err("description", "is required on a correction: say why it is corrected"));
+            }
+            agent.get_or_insert_with(|| target.agent_id.clone());
+        }
+        if role == Role::Bot && agent.is_none() {
+            return Err(err("agent_id", "is required when a bot records a contribution: on whose behalf"));
+        }
+        let agent = agent.unwrap_or_else(|| caller_id.clone());
+        if agent != caller_id {
+            if !role.can_record_for_others() && d.corrects.is_none() {
+                return Err(ApiError::Forbidden("only bots and stewards may record contributions for others".into()));
+            }
+            let is_member = match member_cache.get(&agent) {
+                Some(m) => *m,
+                None => {
+                    let m = db::members::membership(conn, &network_id, &agent)?.is_some();
+                    member_cache.insert(agent.clone(), m);
+                    m
+                }
+            };
+            if !is_member {
+                return Err(err("agent_id", "is not a member of this network"));
+            }
+        }
+        let id = ContributionId::generate().to_string();
+        tags.extend(d.tags.iter().map(|t| TagRow { contribution_id: id.clone(), tag: t.clone() }));
+        rows.push(ContributionRow {
+            id,
+            network_id: network_id.clone(),
+            agent_id: agent,
+            recorded_by: caller_id.clone(),
+            kind: d.kind.as_str().into(),
+            quantity: DbDecimal(d.quantity),
+            unit: d.unit,
+            skill: d.skill,
+            description: d.description,
+            evidence_url: d.evidence_url,
+            cites: d.cites.map(|c| c.to_string()),
+            corrects: d.corrects.map(|c| c.to_string()),
+            occurred_at: d.occurred_at.naive_utc(),
+            recorded_at: at,
+        });
+    }
+    db::contributions::insert(conn, &rows, &tags)?;
+    Ok(db::contributions::views(conn, rows)?)
+}
+
+/// Record a contribution.
+#[utoipa::path(
+    tag = "contributions",
+    security(("bearer" = [])),
+    params(("network" = String, Path, description = "Network id or slug")),
+    request_body = ContributionIn,
+    responses((status = 201, description = "Recorded (status `pending`)", body = ContributionOut), WriteErrors)
+)]
+#[post("/networks/{network}/contributions")]
+pub async fn create_contribution(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    path: web::Path<String>,
+    body: ApiJson<ContributionIn>,
+) -> Result<HttpResponse, ApiError> {
+    let key = path.into_inner();
+    let raw = to_raw(body.0);
+    let mut views = state
+        .db
+        .run(move |conn| write_tx(conn, |conn| record(conn, &key, caller.0, vec![raw], false)))
+        .await?;
+    let view = views.pop().ok_or_else(|| ApiError::Internal("nothing recorded".into()))?;
+    Ok(HttpResponse::Created().json(to_out(view)))
+}
+
+/// Record up to 1000 contributions in one transaction: all are recorded, or none.
+#[utoipa::path(
+    tag = "contributions",
+    security(("bearer" = [])),
+    params(("network" = String, Path, description = "Network id or slug")),
+    request_body = ContributionBatch,
+    responses((status = 201, description = "All recorded", body = ContributionBatchOut), WriteErrors)
+)]
+#[post("/networks/{network}/contributions/batch")]
+pub async fn create_contribution_batch(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    path: web::Path<String>,
+    body: ApiJson<ContributionBatch>,
+) -> Result<HttpResponse, ApiError> {
+    let items = body.0.items;
+    if items.is_empty() || items.len() > MAX_BATCH {
+        return Err(ApiError::field("items", format!("must have 1 to {MAX_BATCH} entries")));
+    }
+    let key = path.into_inner();
+    let raws: Vec<RawContribution> = items.into_iter().map(to_raw).collect();
+    let views = state
+        .db
+        .run(move |conn| write_tx(conn, |conn| record(conn, &key, caller.0, raws, true)))
+        .await?;
+    Ok(HttpResponse::Created().json(ContributionBatchOut { items: views.into_iter().map(to_out).collect() }))
+}
+
+/// List a network's contributions, newest first.
+#[utoipa::path(
+    tag = "contributions",
+    params(("network" = String, Path, description = "Network id or slug"), ContributionListParams),
+    responses((status = 200, description = "A page of contributions", body = Page<ContributionOut>), ReadErrors)
+)]
+#[get("/networks/{network}/contributions")]
+pub async fn list_contributions(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    query: ApiQuery<ContributionListParams>,
+) -> Result<web::Json<Page<ContributionOut>>, ApiError> {
+    let q = query.0;
+    let limit = page_limit(q.limit)?;
+    if let (Some(from), Some(to)) = (q.from, q.to) {
+        if from >= to {
+            return Err(ApiError::field("to", "must be after from"));
+        }
+    }
+    if q.tag.as_ref().is_some_and(|t| t.len() > 40) {
+        return Err(ApiError::field("tag", "must be at most 40 characters"));
+    }
+    let filter = ListFilter {
+        agent_id: query_uuid("agent", q.agent.as_deref())?,
+        kind: q.kind.map(|k| k.as_str().to_owned()),
+        status: q.status,
+        tag: q.tag,
+        from: q.from.map(|t| contribution::truncate_to_micros(t).naive_utc()),
+        to: q.to.map(|t| contribution::truncate_to_micros(t).naive_utc()),
+        before: decode_cursor(q.cursor.as_deref())?,
+    };
+    let key = path.into_inner();
+    let views = state
+        .db
+        .run(move |conn| {
+            let access = Access::load(conn, &key, caller.0)?;
+            let rows = db::contributions::list(conn, &access.network.id, &filter, limit + 1)?;
+            Ok::<_, ApiError>(db::contributions::views(conn, rows)?)
+        })
+        .await?;
+    Ok(web::Json(paginate(views, limit, |v| v.row.id.as_str(), to_out)))
+}
+
+/// Get one contribution.
+#[utoipa::path(
+    tag = "contributions",
+    params(
+        ("network" = String, Path, description = "Network id or slug"),
+        ("id" = String, Path, description = "Contribution id"),
+    ),
+    responses((status = 200, description = "The contribution", body = ContributionOut), ReadErrors)
+)]
+#[get("/networks/{network}/contributions/{id}")]
+pub async fn get_contribution(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> Result<web::Json<ContributionOut>, ApiError> {
+    let (key, id) = path.into_inner();
+    let id = path_uuid("id", &id)?;
+    let view = state
+        .db
+        .run(move |conn| {
+            let access = Access::load(conn, &key, caller.0)?;
+            let row = db::contributions::find(conn, &access.network.id, &id)?
+                .ok_or_else(|| ApiError::NotFound("no such contribution in this network".into()))?;
+            db::contributions::views(conn, vec![row])?
+                .pop()
+                .ok_or_else(|| ApiError::Internal("view lost".into()))
+        })
+        .await?;
+    Ok(web::Json(to_out(view)))
+}

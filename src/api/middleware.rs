@@ -1,0 +1,183 @@
+//! Cross-cutting middleware: request ids, logs and metrics; idempotency keys.
+
+use std::time::{Duration, Instant};
+
+use actix_web::body::{to_bytes, BoxBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use actix_web::http::{Method, StatusCode};
+use actix_web::middleware::Next;
+use actix_web::{web, HttpMessage as _, HttpResponse};
+use futures_util::StreamExt as _;
+use sha2::{Digest as _, Sha256};
+use tracing::Instrument as _;
+
+use super::extract::BodyLimit;
+use super::health::Metrics;
+use super::AppState;
+use crate::auth::extract::caller_of;
+use crate::db::{self, idempotency::Claim};
+use crate::error::ApiError;
+
+/// The request id header, echoed or generated.
+pub const REQUEST_ID: &str = "x-request-id";
+/// Header carrying the client's idempotency key.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+/// Header set on a replayed response.
+pub const REPLAYED: &str = "idempotent-replayed";
+/// Longest idempotency key.
+pub const MAX_KEY_LEN: usize = 255;
+/// An in-progress key older than this belongs to a request whose process died: retake it.
+pub const STALE_AFTER: Duration = Duration::from_secs(300);
+
+/// Gives every request an id (the client's `X-Request-Id` if sane), a tracing span, a log
+/// line and metrics by route pattern.
+pub async fn observe(req: ServiceRequest, next: Next<impl MessageBody + 'static>) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let id = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .map_or_else(|| uuid::Uuid::now_v7().simple().to_string(), str::to_owned);
+    let method = req.method().to_string();
+    let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
+    let metrics = req.app_data::<web::Data<Metrics>>().cloned();
+    let span = tracing::info_span!("request", request_id = %id, method = %method, route = %route);
+    let mut res = next.call(req).instrument(span.clone()).await?;
+    let status = res.status().as_u16();
+    let elapsed = started.elapsed();
+    span.in_scope(|| {
+        tracing::info!(status, latency_ms = elapsed.as_millis(), "request done");
+    });
+    if let Some(m) = metrics {
+        m.requests.with_label_values(&[&method, &route, &status.to_string()]).inc();
+        m.latency.with_label_values(&[&method, &route]).observe(elapsed.as_secs_f64());
+    }
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert(HeaderName::from_static(REQUEST_ID), v);
+    }
+    Ok(res)
+}
+
+fn payload_from(bytes: web::Bytes) -> Payload {
+    let (_, mut h1) = actix_http::h1::Payload::create(true);
+    h1.unread_data(bytes);
+    Payload::from(h1)
+}
+
+fn problem(req: ServiceRequest, e: ApiError) -> ServiceResponse<BoxBody> {
+    let res: HttpResponse = e.into();
+    req.into_response(res)
+}
+
+/// `Idempotency-Key` on POST and PATCH: the first request with a key runs and its response
+/// (any non-5xx) is stored; a retry with the same key and body replays it; the same key with
+/// another body is a 422; a retry while the first still runs is a 409. Keys are scoped to the
+/// caller (or anonymous), the method and the path.
+pub async fn idempotency(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let wants = matches!(*req.method(), Method::POST | Method::PATCH);
+    let key = req.headers().get(IDEMPOTENCY_KEY).cloned();
+    let (Some(key), true) = (key, wants) else {
+        return next.call(req).await.map(ServiceResponse::map_into_boxed_body);
+    };
+    let key = match key.to_str() {
+        Ok(k) if !k.is_empty() && k.len() <= MAX_KEY_LEN && k.bytes().all(|b| b.is_ascii_graphic()) => k.to_owned(),
+        _ => {
+            let e = ApiError::field("Idempotency-Key", "must be 1-255 visible ASCII characters");
+            return Ok(problem(req, e));
+        }
+    };
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+        return Ok(problem(req, ApiError::Internal("no app state".into())));
+    };
+    let limit = req.app_data::<web::Data<BodyLimit>>().map_or(4 * 1024 * 1024, |l| l.0);
+    let caller = match caller_of(req.request()) {
+        Ok(c) => c.map_or_else(|| "anonymous".to_owned(), |a| a.to_string()),
+        Err(e) => return Ok(problem(req, e)),
+    };
+    // Read the body once to hash it, then hand it on unchanged.
+    let mut body = web::BytesMut::new();
+    let mut payload = req.take_payload();
+    while let Some(chunk) = payload.next().await {
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(e) => return Ok(problem(req, ApiError::InvalidJson(format!("could not read body: {e}")))),
+        };
+        if body.len() + chunk.len() > limit {
+            return Ok(problem(req, ApiError::PayloadTooLarge(format!("body must be at most {limit} bytes"))));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let body = body.freeze();
+    let scope = format!("{caller} {} {}", req.method(), req.path());
+    let mut hasher = Sha256::new();
+    hasher.update(req.query_string().as_bytes());
+    hasher.update([0]);
+    hasher.update(req.headers().get(CONTENT_TYPE).map_or(&b""[..], HeaderValue::as_bytes));
+    hasher.update([0]);
+    hasher.update(&body);
+    let request_hash = hex::encode(hasher.finalize());
+    req.set_payload(payload_from(body));
+
+    let claim = {
+        let (scope, key) = (scope.clone(), key.clone());
+        let now = db::rows::now();
+        let stale = now - chrono::Duration::from_std(STALE_AFTER).unwrap_or_default();
+        state
+            .db
+            .run(move |conn| db::idempotency::claim(conn, &scope, &key, &request_hash, now, stale).map_err(ApiError::from))
+            .await
+    };
+    match claim {
+        Err(e) => return Ok(problem(req, e)),
+        Ok(Claim::Mismatch) => return Ok(problem(req, ApiError::IdempotencyMismatch)),
+        Ok(Claim::InProgress) => return Ok(problem(req, ApiError::IdempotencyInProgress)),
+        Ok(Claim::Replay { status, content_type, body }) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+            let res = HttpResponse::build(status)
+                .insert_header((CONTENT_TYPE, content_type))
+                .insert_header((REPLAYED, "true"))
+                .body(body);
+            return Ok(req.into_response(res));
+        }
+        Ok(Claim::Fresh) => {}
+    }
+
+    let res = next.call(req).await?;
+    let (http_req, res) = res.into_parts();
+    let status = res.status();
+    let content_type = res
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json")
+        .to_owned();
+    let (res, body) = res.into_parts();
+    let bytes = match to_bytes(body).await {
+        Ok(b) => b,
+        Err(_) => web::Bytes::new(),
+    };
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let outcome = state
+        .db
+        .run(move |conn| {
+            if status.is_server_error() {
+                db::idempotency::release(conn, &scope, &key)
+            } else {
+                db::idempotency::complete(conn, &scope, &key, status.as_u16(), &content_type, &text)
+            }
+            .map_err(ApiError::from)
+        })
+        .await;
+    if let Err(e) = outcome {
+        // The write itself succeeded; only its replay record did not. Say so in the log:
+        // a retry with this key would now be refused as in progress until it goes stale.
+        tracing::error!(error = %e, "could not store the idempotent response");
+    }
+    let res = res.set_body(bytes).map_into_boxed_body();
+    Ok(ServiceResponse::new(http_req, res))
+}

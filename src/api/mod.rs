@@ -1,0 +1,178 @@
+//! HTTP only: one file per resource, small `verb_noun` handlers. Handlers parse input into
+//! domain types, run one closure on the database (one transaction for writes), and map the
+//! result to DTOs. Every handler is registered once, in [`configure`], which also feeds the
+//! OpenAPI document.
+
+pub mod agents;
+pub mod auth;
+pub mod contributions;
+pub mod docs;
+pub mod extract;
+pub mod health;
+pub mod members;
+pub mod middleware;
+pub mod networks;
+pub mod validations;
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::auth::TokenKeys;
+use crate::db::rows::NetworkRow;
+use crate::db::{self, AnyConnection, Db};
+use crate::domain::ids::AgentId;
+use crate::domain::network::{Role, Visibility};
+use crate::error::ApiError;
+
+/// Default page size.
+pub const DEFAULT_PAGE: i64 = 50;
+/// Largest page size.
+pub const MAX_PAGE: i64 = 200;
+
+/// What every handler shares.
+pub struct AppState {
+    /// The database.
+    pub db: Db,
+    /// Token signing and verification keys.
+    pub keys: Arc<TokenKeys>,
+}
+
+/// Registers every `/v1` handler (and so every documented path).
+pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(auth::create_token)
+        .service(agents::create_agent)
+        .service(agents::get_me)
+        .service(agents::update_me)
+        .service(networks::create_network)
+        .service(networks::list_networks)
+        .service(networks::get_network)
+        .service(networks::update_network)
+        .service(members::join_network)
+        .service(members::list_members)
+        .service(members::get_member)
+        .service(members::update_member)
+        .service(members::create_invite)
+        .service(contributions::create_contribution)
+        .service(contributions::create_contribution_batch)
+        .service(contributions::list_contributions)
+        .service(contributions::get_contribution)
+        .service(validations::create_validation)
+        .service(validations::list_validations);
+}
+
+/// A page of results and the cursor of the next one.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Page<T: ToSchema> {
+    /// The items, at most `limit`.
+    pub items: Vec<T>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// Checks a requested page size.
+pub fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
+    match limit {
+        None => Ok(DEFAULT_PAGE),
+        Some(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+        Some(_) => Err(ApiError::field("limit", format!("must be 1 to {MAX_PAGE}"))),
+    }
+}
+
+/// Decodes an opaque cursor back to the id it carries.
+pub fn decode_cursor(cursor: Option<&str>) -> Result<Option<String>, ApiError> {
+    let Some(c) = cursor else { return Ok(None) };
+    let bad = || ApiError::field("cursor", "is not a cursor this service issued");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(c).map_err(|_| bad())?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    uuid::Uuid::parse_str(&text).map_err(|_| bad())?;
+    Ok(Some(text))
+}
+
+/// Builds a page from `limit + 1` fetched rows: the extra row only says there is more.
+pub fn paginate<R, T: ToSchema>(mut rows: Vec<R>, limit: i64, key: impl Fn(&R) -> &str, map: impl Fn(R) -> T) -> Page<T> {
+    let limit = usize::try_from(limit).unwrap_or(0);
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    let next_cursor = if more {
+        rows.last().map(|r| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key(r)))
+    } else {
+        None
+    };
+    Page { items: rows.into_iter().map(map).collect(), next_cursor }
+}
+
+/// A network as the caller may see it: the row and the caller's role there, if any.
+pub struct Access {
+    /// The network.
+    pub network: NetworkRow,
+    /// The caller's role, if a member.
+    pub role: Option<Role>,
+}
+
+impl Access {
+    /// Loads network `key` (id or slug) and the caller's role, and checks read access:
+    /// public networks are readable by anyone; members-only networks by members only.
+    pub fn load(conn: &mut AnyConnection, key: &str, caller: Option<AgentId>) -> Result<Self, ApiError> {
+        let network = db::networks::find(conn, key)?
+            .ok_or_else(|| ApiError::NotFound(format!("no network '{key}'")))?;
+        let role = match caller {
+            Some(agent) => db::members::membership(conn, &network.id, &agent.to_string())?
+                .and_then(|m| Role::from_db(&m.role)),
+            None => None,
+        };
+        let access = Self { network, role };
+        if access.visibility() == Visibility::Members && access.role.is_none() {
+            return Err(match caller {
+                None => ApiError::Unauthenticated("this network is visible to members only: sign in".into()),
+                Some(_) => ApiError::Forbidden("this network is visible to its members only".into()),
+            });
+        }
+        Ok(access)
+    }
+
+    /// The network's visibility.
+    pub fn visibility(&self) -> Visibility {
+        Visibility::from_db(&self.network.visibility).unwrap_or(Visibility::Members)
+    }
+
+    /// The caller's role, or 403 when it is not a member.
+    pub fn member_role(&self) -> Result<Role, ApiError> {
+        self.role.ok_or_else(|| ApiError::Forbidden("only members of this network may do this".into()))
+    }
+
+    /// 403 unless the caller is a steward.
+    pub fn require_steward(&self) -> Result<(), ApiError> {
+        match self.member_role()? {
+            Role::Steward => Ok(()),
+            _ => Err(ApiError::Forbidden("only stewards of this network may do this".into())),
+        }
+    }
+}
+
+/// A stored UTC timestamp as an RFC 3339 `DateTime<Utc>`.
+pub fn utc(t: NaiveDateTime) -> DateTime<Utc> {
+    DateTime::from_naive_utc_and_offset(t, Utc)
+}
+
+/// Parses a path segment that must be a UUID.
+pub fn path_uuid(field: &str, raw: &str) -> Result<String, ApiError> {
+    uuid::Uuid::parse_str(raw)
+        .map(|u| u.hyphenated().to_string())
+        .map_err(|_| ApiError::field(field, "must be a UUID"))
+}
+
+/// Parses an optional agent id given as a query parameter.
+pub fn query_uuid(field: &str, raw: Option<&str>) -> Result<Option<String>, ApiError> {
+    raw.map(|r| path_uuid(field, r)).transpose()
+}
+
+/// Reads an id the database stored. Ids are only ever written from generated UUIDs, so a
+/// malformed one is corruption: it reads as the nil UUID rather than failing the request.
+pub fn stored_id<T: From<uuid::Uuid>>(raw: &str) -> T {
+    T::from(uuid::Uuid::parse_str(raw).unwrap_or_else(|_| uuid::Uuid::nil()))
+}

@@ -1,0 +1,59 @@
+//! Extractors: `Caller` (maybe anonymous) and `Authenticated` (a token is required).
+
+use std::future::{ready, Ready};
+use std::sync::Arc;
+
+use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
+
+use super::jwt::TokenKeys;
+use crate::domain::ids::AgentId;
+use crate::error::ApiError;
+
+/// The caller: `Some(agent)` with a valid bearer token, `None` without an `Authorization`
+/// header. A header that is present but bad is a 401, never silently anonymous.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller(pub Option<AgentId>);
+
+/// A caller with a valid bearer token.
+#[derive(Debug, Clone, Copy)]
+pub struct Authenticated(pub AgentId);
+
+/// Reads and verifies the bearer token of `req`, if it has an `Authorization` header.
+pub fn caller_of(req: &HttpRequest) -> Result<Option<AgentId>, ApiError> {
+    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| ApiError::Unauthenticated("Authorization header is not ASCII".into()))?;
+    let token = text
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::Unauthenticated("Authorization must be 'Bearer <token>'".into()))?;
+    let keys = req
+        .app_data::<web::Data<Arc<TokenKeys>>>()
+        .ok_or_else(|| ApiError::Internal("token keys not configured".into()))?;
+    keys.verify(token).map(Some).map_err(ApiError::Unauthenticated)
+}
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(caller_of(req).map(Caller))
+    }
+}
+
+impl FromRequest for Authenticated {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(caller_of(req).and_then(|c| {
+            c.map(Authenticated)
+                .ok_or_else(|| ApiError::Unauthenticated("this request needs 'Authorization: Bearer <token>'".into()))
+        }))
+    }
+}

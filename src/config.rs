@@ -1,0 +1,98 @@
+//! Configuration, from flags or environment variables (flags win). Secrets are never logged:
+//! `Debug` redacts them.
+
+use std::time::Duration;
+
+use clap::Args;
+
+/// Everything `holoptic serve` needs. The README has the same table.
+#[derive(Clone, Args)]
+pub struct Config {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, env = "HOLOPTIC_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: String,
+    /// `sqlite://path` (embedded, the default) or `postgres://…`.
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://holoptic.db")]
+    pub database_url: String,
+    /// HS256 secret for access tokens (at least 32 bytes). Unset: a random one per process,
+    /// so tokens die with the process and several instances cannot share them.
+    #[arg(long, env = "HOLOPTIC_JWT_SECRET")]
+    pub jwt_secret: Option<String>,
+    /// Key id (`kid`) put in new tokens' headers.
+    #[arg(long, env = "HOLOPTIC_JWT_KID", default_value = "k1")]
+    pub jwt_kid: String,
+    /// Older keys still accepted while tokens signed with them expire: `kid=secret,kid=secret`.
+    #[arg(long, env = "HOLOPTIC_JWT_PREVIOUS_KEYS")]
+    pub jwt_previous_keys: Option<String>,
+    /// `iss` claim of issued tokens, checked on every request.
+    #[arg(long, env = "HOLOPTIC_JWT_ISSUER", default_value = "holoptic")]
+    pub jwt_issuer: String,
+    /// `aud` claim of issued tokens, checked on every request.
+    #[arg(long, env = "HOLOPTIC_JWT_AUDIENCE", default_value = "holoptic-api")]
+    pub jwt_audience: String,
+    /// Lifetime of an access token, in seconds (60 to 86400).
+    #[arg(long, env = "HOLOPTIC_TOKEN_TTL_SECS", default_value_t = 900,
+          value_parser = clap::value_parser!(u32).range(60..=86400))]
+    pub token_ttl_secs: u32,
+    /// Largest request body, in bytes.
+    #[arg(long, env = "HOLOPTIC_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Most database connections.
+    #[arg(long, env = "HOLOPTIC_DB_POOL_SIZE", default_value_t = 10)]
+    pub db_pool_size: u32,
+    /// How long a request waits for a database connection before a 503, in milliseconds.
+    #[arg(long, env = "HOLOPTIC_DB_TIMEOUT_MS", default_value_t = 3000)]
+    pub db_timeout_ms: u64,
+    /// HTTP worker threads (0: one per core).
+    #[arg(long, env = "HOLOPTIC_WORKERS", default_value_t = 0)]
+    pub workers: usize,
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "HOLOPTIC_LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |s: &Option<String>| if s.is_some() { "<redacted>" } else { "<unset>" };
+        f.debug_struct("Config")
+            .field("bind", &self.bind)
+            .field("database_url", &"<redacted>")
+            .field("jwt_secret", &redacted(&self.jwt_secret))
+            .field("jwt_kid", &self.jwt_kid)
+            .field("jwt_previous_keys", &redacted(&self.jwt_previous_keys))
+            .field("jwt_issuer", &self.jwt_issuer)
+            .field("jwt_audience", &self.jwt_audience)
+            .field("token_ttl_secs", &self.token_ttl_secs)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("db_pool_size", &self.db_pool_size)
+            .field("db_timeout_ms", &self.db_timeout_ms)
+            .field("workers", &self.workers)
+            .finish()
+    }
+}
+
+impl Config {
+    /// The defaults, on `database_url`, listening on a free loopback port (tests, tools).
+    pub fn for_database(database_url: &str) -> Self {
+        Self {
+            bind: "127.0.0.1:0".into(),
+            database_url: database_url.into(),
+            jwt_secret: None,
+            jwt_kid: "k1".into(),
+            jwt_previous_keys: None,
+            jwt_issuer: "holoptic".into(),
+            jwt_audience: "holoptic-api".into(),
+            token_ttl_secs: 900,
+            max_body_bytes: 4 * 1024 * 1024,
+            db_pool_size: 10,
+            db_timeout_ms: 3000,
+            workers: 2,
+            log_format: "text".into(),
+        }
+    }
+
+    /// How long a request waits for a connection.
+    pub fn db_timeout(&self) -> Duration {
+        Duration::from_millis(self.db_timeout_ms)
+    }
+}

@@ -1,0 +1,140 @@
+//! The connection enum over both backends, chosen at run time from `DATABASE_URL`.
+
+use diesel::connection::{AnsiTransactionManager, TransactionManager};
+use diesel::prelude::*;
+
+/// One database connection: PostgreSQL (production) or embedded SQLite (the default).
+#[derive(diesel::MultiConnection)]
+pub enum AnyConnection {
+    /// A PostgreSQL connection.
+    Postgres(PgConnection),
+    /// An embedded SQLite connection.
+    Sqlite(SqliteConnection),
+}
+
+/// Which backend a `DATABASE_URL` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    /// `postgres://` or `postgresql://`
+    Postgres,
+    /// `sqlite://path` or `sqlite:path`
+    Sqlite,
+}
+
+/// A parsed `DATABASE_URL`: the backend and what to hand its driver.
+#[derive(Clone)]
+pub struct DatabaseUrl {
+    /// The backend the scheme names.
+    pub kind: BackendKind,
+    /// For PostgreSQL the whole URL; for SQLite the file path.
+    pub target: String,
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    // The URL may carry a password: never print it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DatabaseUrl({:?})", self.kind)
+    }
+}
+
+impl DatabaseUrl {
+    /// Parses `postgres://…`, `postgresql://…`, `sqlite://path` or `sqlite:path`.
+    pub fn parse(url: &str) -> Result<Self, String> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Self { kind: BackendKind::Postgres, target: url.to_owned() });
+        }
+        let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"));
+        match path {
+            Some(p) if !p.is_empty() => Ok(Self { kind: BackendKind::Sqlite, target: p.to_owned() }),
+            _ => Err("DATABASE_URL must start with postgres://, postgresql:// or sqlite://".into()),
+        }
+    }
+}
+
+/// Runs `f` in one write transaction. On SQLite it starts with `BEGIN IMMEDIATE`, so the
+/// write lock is taken up front and waits on `busy_timeout` instead of failing with
+/// `SQLITE_BUSY` when a read inside the transaction is later upgraded to a write.
+pub fn write_tx<T, E, F>(conn: &mut AnyConnection, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut AnyConnection) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    match conn {
+        AnyConnection::Postgres(_) => conn.transaction(f),
+        AnyConnection::Sqlite(inner) => {
+            AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")?;
+            match f(conn) {
+                Ok(value) => {
+                    <AnyConnection as Connection>::TransactionManager::commit_transaction(conn)?;
+                    Ok(value)
+                }
+                Err(err) => {
+                    if let Err(rollback) =
+                        <AnyConnection as Connection>::TransactionManager::rollback_transaction(conn)
+                    {
+                        tracing::error!(error = %rollback, "rollback failed");
+                    }
+                    Err(err)
+                }
+            }
+        }
+    }
+}
+
+/// Opens one connection with the per-connection settings each backend needs.
+pub fn establish(url: &DatabaseUrl) -> Result<AnyConnection, diesel::r2d2::Error> {
+    match url.kind {
+        BackendKind::Postgres => PgConnection::establish(&url.target)
+            .map(AnyConnection::Postgres)
+            .map_err(diesel::r2d2::Error::ConnectionError),
+        BackendKind::Sqlite => {
+            let mut conn = SqliteConnection::establish(&url.target)
+                .map_err(diesel::r2d2::Error::ConnectionError)?;
+            // busy_timeout first, so the other pragmas wait rather than fail under load.
+            for pragma in [
+                "PRAGMA busy_timeout = 10000",
+                "PRAGMA foreign_keys = ON",
+                "PRAGMA synchronous = NORMAL",
+            ] {
+                diesel::sql_query(pragma)
+                    .execute(&mut conn)
+                    .map_err(diesel::r2d2::Error::QueryError)?;
+            }
+            Ok(AnyConnection::Sqlite(conn))
+        }
+    }
+}
+
+/// r2d2 manager that picks the backend by URL scheme (the derived `establish` would try
+/// PostgreSQL first and then treat any string as a SQLite path).
+#[derive(Debug, Clone)]
+pub struct Manager {
+    url: DatabaseUrl,
+}
+
+impl Manager {
+    /// A manager for `url`.
+    pub fn new(url: DatabaseUrl) -> Self {
+        Self { url }
+    }
+}
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = AnyConnection;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<AnyConnection, Self::Error> {
+        establish(&self.url)
+    }
+
+    fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), Self::Error> {
+        diesel::sql_query("SELECT 1")
+            .execute(conn)
+            .map(|_| ())
+            .map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut AnyConnection) -> bool {
+        <AnyConnection as Connection>::TransactionManager::is_broken_transaction_manager(conn)
+    }
+}

@@ -1,0 +1,270 @@
+//! Queries on contributions, their tags, validations and outcomes.
+//!
+//! A contribution's status is derived, never edited: `superseded` when a later
+//! contribution corrects it, else the outcome recorded when validations reached a threshold,
+//! else `pending`.
+
+use std::collections::HashMap;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::rows::{ContributionRow, OutcomeRow, TagRow, ValidationRow};
+use super::schema::{contribution_outcomes, contribution_tags, contributions, validations};
+use super::AnyConnection;
+use crate::domain::contribution::Status;
+
+/// Rows per multi-row INSERT: well under both backends' bind-parameter limits.
+const INSERT_CHUNK: usize = 500;
+
+/// A contribution with everything derived about it.
+#[derive(Debug, Clone)]
+pub struct ContributionView {
+    /// The stored row.
+    pub row: ContributionRow,
+    /// Its tags.
+    pub tags: Vec<String>,
+    /// Its derived status.
+    pub status: Status,
+    /// The contribution that corrects it, if any.
+    pub corrected_by: Option<String>,
+    /// Approvals so far.
+    pub approvals: i64,
+    /// Rejections so far.
+    pub rejections: i64,
+}
+
+/// Inserts contributions and their tags with multi-row INSERTs. The multi-backend
+/// connection cannot batch, so this runs the same statement on the concrete connection.
+pub fn insert(conn: &mut AnyConnection, rows: &[ContributionRow], tags: &[TagRow]) -> QueryResult<()> {
+    for chunk in rows.chunks(INSERT_CHUNK) {
+        match conn {
+            AnyConnection::Postgres(c) => diesel::insert_into(contributions::table).values(chunk).execute(c)?,
+            AnyConnection::Sqlite(c) => diesel::insert_into(contributions::table).values(chunk).execute(c)?,
+        };
+    }
+    for chunk in tags.chunks(INSERT_CHUNK) {
+        match conn {
+            AnyConnection::Postgres(c) => diesel::insert_into(contribution_tags::table).values(chunk).execute(c)?,
+            AnyConnection::Sqlite(c) => diesel::insert_into(contribution_tags::table).values(chunk).execute(c)?,
+        };
+    }
+    Ok(())
+}
+
+/// Finds a contribution of a network.
+pub fn find(conn: &mut AnyConnection, network_id: &str, id: &str) -> QueryResult<Option<ContributionRow>> {
+    contributions::table
+        .filter(contributions::network_id.eq(network_id))
+        .filter(contributions::id.eq(id))
+        .select(ContributionRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Which of `ids` exist in `network_id` (to check `cites` and `corrects` targets).
+pub fn existing(conn: &mut AnyConnection, network_id: &str, ids: &[String]) -> QueryResult<Vec<ContributionRow>> {
+    contributions::table
+        .filter(contributions::network_id.eq(network_id))
+        .filter(contributions::id.eq_any(ids))
+        .select(ContributionRow::as_select())
+        .load(conn)
+}
+
+/// Which of `ids` are already corrected by some contribution.
+pub fn corrected(conn: &mut AnyConnection, ids: &[String]) -> QueryResult<HashMap<String, String>> {
+    let pairs: Vec<(Option<String>, String)> = contributions::table
+        .filter(contributions::corrects.eq_any(ids))
+        .select((contributions::corrects, contributions::id))
+        .load(conn)?;
+    Ok(pairs.into_iter().filter_map(|(target, by)| target.map(|t| (t, by))).collect())
+}
+
+/// Adds tags, statuses and validation counts to rows.
+pub fn views(conn: &mut AnyConnection, rows: Vec<ContributionRow>) -> QueryResult<Vec<ContributionView>> {
+    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+    let mut tags: HashMap<String, Vec<String>> = HashMap::new();
+    for t in contribution_tags::table
+        .filter(contribution_tags::contribution_id.eq_any(&ids))
+        .order((contribution_tags::contribution_id, contribution_tags::tag))
+        .select(TagRow::as_select())
+        .load(conn)?
+    {
+        tags.entry(t.contribution_id).or_default().push(t.tag);
+    }
+    let outcomes: HashMap<String, String> = contribution_outcomes::table
+        .filter(contribution_outcomes::contribution_id.eq_any(&ids))
+        .select((contribution_outcomes::contribution_id, contribution_outcomes::status))
+        .load::<(String, String)>(conn)?
+        .into_iter()
+        .collect();
+    let corrected_by = corrected(conn, &ids)?;
+    let counts: Vec<(String, String, i64)> = validations::table
+        .filter(validations::contribution_id.eq_any(&ids))
+        .group_by((validations::contribution_id, validations::decision))
+        .select((validations::contribution_id, validations::decision, diesel::dsl::count_star()))
+        .load(conn)?;
+    let mut views = Vec::with_capacity(rows.len());
+    for row in rows {
+        let count = |d: &str| {
+            counts
+                .iter()
+                .find(|(id, dec, _)| *id == row.id && dec == d)
+                .map_or(0, |(_, _, n)| *n)
+        };
+        let by = corrected_by.get(&row.id).cloned();
+        let status = if by.is_some() {
+            Status::Superseded
+        } else {
+            outcomes.get(&row.id).and_then(|s| Status::from_db(s)).unwrap_or(Status::Pending)
+        };
+        views.push(ContributionView {
+            tags: tags.remove(&row.id).unwrap_or_default(),
+            status,
+            corrected_by: by,
+            approvals: count("approve"),
+            rejections: count("reject"),
+            row,
+        });
+    }
+    Ok(views)
+}
+
+/// Filters for listing contributions.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// Only this agent's.
+    pub agent_id: Option<String>,
+    /// Only this kind.
+    pub kind: Option<String>,
+    /// Only this status.
+    pub status: Option<Status>,
+    /// Only those with this tag.
+    pub tag: Option<String>,
+    /// occurred_at ≥ this.
+    pub from: Option<NaiveDateTime>,
+    /// occurred_at < this.
+    pub to: Option<NaiveDateTime>,
+    /// Only ids before this (the cursor: pages go newest first).
+    pub before: Option<String>,
+}
+
+/// A page of a network's contributions, newest first.
+pub fn list(conn: &mut AnyConnection, network_id: &str, f: &ListFilter, limit: i64) -> QueryResult<Vec<ContributionRow>> {
+    let correcting = diesel::alias!(contributions as correcting);
+    let superseded_ids = correcting
+        .filter(correcting.field(contributions::corrects).is_not_null())
+        .filter(correcting.field(contributions::network_id).eq(network_id.to_owned()))
+        .select(correcting.field(contributions::corrects));
+    let mut q = contributions::table
+        .filter(contributions::network_id.eq(network_id.to_owned()))
+        .select(ContributionRow::as_select())
+        .into_boxed();
+    if let Some(a) = &f.agent_id {
+        q = q.filter(contributions::agent_id.eq(a.clone()));
+    }
+    if let Some(k) = &f.kind {
+        q = q.filter(contributions::kind.eq(k.clone()));
+    }
+    if let Some(t) = &f.tag {
+        q = q.filter(
+            contributions::id.eq_any(
+                contribution_tags::table
+                    .filter(contribution_tags::tag.eq(t.clone()))
+                    .select(contribution_tags::contribution_id),
+            ),
+        );
+    }
+    if let Some(from) = f.from {
+        q = q.filter(contributions::occurred_at.ge(from));
+    }
+    if let Some(to) = f.to {
+        q = q.filter(contributions::occurred_at.lt(to));
+    }
+    if let Some(b) = &f.before {
+        q = q.filter(contributions::id.lt(b.clone()));
+    }
+    let decided = |status: &'static str| {
+        contribution_outcomes::table
+            .filter(contribution_outcomes::status.eq(status))
+            .select(contribution_outcomes::contribution_id)
+    };
+    q = match f.status {
+        None => q,
+        Some(Status::Superseded) => q.filter(contributions::id.nullable().eq_any(superseded_ids)),
+        Some(Status::Pending) => q
+            .filter(contributions::id.nullable().ne_all(superseded_ids))
+            .filter(contributions::id.ne_all(contribution_outcomes::table.select(contribution_outcomes::contribution_id))),
+        Some(s @ (Status::Validated | Status::Rejected)) => q
+            .filter(contributions::id.nullable().ne_all(superseded_ids))
+            .filter(contributions::id.eq_any(decided(s.as_str()))),
+    };
+    q.order(contributions::id.desc()).limit(limit).load(conn)
+}
+
+/// Takes the row lock that serialises validations of one contribution on PostgreSQL (two
+/// validators racing to the threshold must see each other's vote). SQLite transactions
+/// already hold the database write lock from `BEGIN IMMEDIATE`.
+pub fn lock(conn: &mut AnyConnection, id: &str) -> QueryResult<()> {
+    if let AnyConnection::Postgres(pg) = conn {
+        contributions::table.find(id).select(contributions::id).for_update().first::<String>(pg)?;
+    }
+    Ok(())
+}
+
+/// The recorded outcome of a contribution, if any.
+pub fn outcome(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<String>> {
+    contribution_outcomes::table
+        .find(id)
+        .select(contribution_outcomes::status)
+        .first(conn)
+        .optional()
+}
+
+/// Has `validator` already validated `contribution`?
+pub fn has_validated(conn: &mut AnyConnection, contribution: &str, validator: &str) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        validations::table
+            .filter(validations::contribution_id.eq(contribution))
+            .filter(validations::validator_id.eq(validator)),
+    ))
+    .get_result(conn)
+}
+
+/// Stores a validation.
+pub fn insert_validation(conn: &mut AnyConnection, row: &ValidationRow) -> QueryResult<()> {
+    diesel::insert_into(validations::table).values(row).execute(conn).map(|_| ())
+}
+
+/// (approvals, rejections) of a contribution.
+pub fn counts(conn: &mut AnyConnection, contribution: &str) -> QueryResult<(i64, i64)> {
+    let rows: Vec<(String, i64)> = validations::table
+        .filter(validations::contribution_id.eq(contribution))
+        .group_by(validations::decision)
+        .select((validations::decision, diesel::dsl::count_star()))
+        .load(conn)?;
+    let get = |d: &str| rows.iter().find(|(dec, _)| dec == d).map_or(0, |(_, n)| *n);
+    Ok((get("approve"), get("reject")))
+}
+
+/// Records that a contribution was decided.
+pub fn insert_outcome(conn: &mut AnyConnection, row: &OutcomeRow) -> QueryResult<()> {
+    diesel::insert_into(contribution_outcomes::table).values(row).execute(conn).map(|_| ())
+}
+
+/// A page of a contribution's validations, oldest first.
+pub fn validations_of(
+    conn: &mut AnyConnection,
+    contribution: &str,
+    after: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<ValidationRow>> {
+    let mut q = validations::table
+        .filter(validations::contribution_id.eq(contribution.to_owned()))
+        .select(ValidationRow::as_select())
+        .into_boxed();
+    if let Some(a) = after {
+        q = q.filter(validations::id.gt(a.to_owned()));
+    }
+    q.order(validations::id).limit(limit).load(conn)
+}

@@ -1,0 +1,171 @@
+//! Storage: the connection enum and pool, embedded migrations, schema, rows and queries.
+//!
+//! Handlers never touch a connection directly: they hand a closure to [`Db::run`], which
+//! runs it on the blocking thread pool so database work never stalls the async runtime.
+
+pub mod conn;
+pub mod contributions;
+pub mod idempotency;
+pub mod members;
+pub mod networks;
+pub mod rows;
+pub mod schema;
+pub mod types;
+
+use std::time::Duration;
+
+use diesel::prelude::*;
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+pub use conn::{write_tx, AnyConnection, BackendKind, DatabaseUrl};
+
+/// SQLite migrations, embedded in the binary.
+pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+/// PostgreSQL migrations, embedded in the binary (same names and order as SQLite's).
+pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// A failure below the domain: the pool could not hand out a connection, or a query failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// No connection could be had in time: the database is down or saturated.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// A query failed.
+    #[error(transparent)]
+    Query(#[from] diesel::result::Error),
+    /// The blocking task running the query panicked or was cancelled.
+    #[error("database task failed: {0}")]
+    Task(String),
+}
+
+/// A pool of connections to one database.
+#[derive(Clone)]
+pub struct Db {
+    pool: r2d2::Pool<conn::Manager>,
+    kind: BackendKind,
+}
+
+/// Pool settings.
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    /// Most connections open at once.
+    pub max_size: u32,
+    /// How long a request waits for a connection before it gets a 503.
+    pub connection_timeout: Duration,
+}
+
+impl Db {
+    /// Builds the pool without connecting yet (so the service can start while the
+    /// database is still coming up; `/readyz` tells when it is reachable).
+    pub fn new(url: &DatabaseUrl, settings: &PoolSettings) -> Result<Self, DbError> {
+        let pool = r2d2::Pool::builder()
+            .max_size(settings.max_size)
+            .min_idle(Some(0))
+            .connection_timeout(settings.connection_timeout)
+            .build_unchecked(conn::Manager::new(url.clone()));
+        Ok(Self { pool, kind: url.kind })
+    }
+
+    /// Which backend this pool talks to.
+    pub fn kind(&self) -> BackendKind {
+        self.kind
+    }
+
+    /// Connections open and idle, for metrics.
+    pub fn pool_state(&self) -> (u32, u32) {
+        let state = self.pool.state();
+        (state.connections, state.idle_connections)
+    }
+
+    /// Takes a connection synchronously (CLI and start-up only).
+    pub fn get(&self) -> Result<r2d2::PooledConnection<conn::Manager>, DbError> {
+        self.pool.get().map_err(|e| DbError::Unavailable(e.to_string()))
+    }
+
+    /// Runs `f` with a pooled connection on the blocking thread pool.
+    pub async fn run<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut AnyConnection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get().map_err(|e| DbError::Unavailable(e.to_string()))?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| DbError::Task(e.to_string()))?
+    }
+}
+
+/// Runs every pending migration. On PostgreSQL an advisory lock keeps several instances
+/// starting at once from migrating concurrently; on SQLite WAL mode is switched on here,
+/// once, rather than on every pooled connection.
+pub fn migrate(conn: &mut AnyConnection) -> Result<Vec<String>, String> {
+    let applied = match conn {
+        AnyConnection::Postgres(pg) => {
+            diesel::sql_query("SELECT pg_advisory_lock(7251104)")
+                .execute(pg)
+                .map_err(|e| e.to_string())?;
+            let result = pg
+                .run_pending_migrations(POSTGRES_MIGRATIONS)
+                .map(|v| v.iter().map(ToString::to_string).collect::<Vec<_>>())
+                .map_err(|e| e.to_string());
+            diesel::sql_query("SELECT pg_advisory_unlock(7251104)")
+                .execute(pg)
+                .map_err(|e| e.to_string())?;
+            result?
+        }
+        AnyConnection::Sqlite(lite) => {
+            diesel::sql_query("PRAGMA journal_mode = WAL")
+                .execute(lite)
+                .map_err(|e| e.to_string())?;
+            lite.run_pending_migrations(SQLITE_MIGRATIONS)
+                .map(|v| v.iter().map(ToString::to_string).collect::<Vec<_>>())
+                .map_err(|e| e.to_string())?
+        }
+    };
+    Ok(applied)
+}
+
+/// Reverts every migration (used by the up/down/up test and `holoptic migrate --revert-all`).
+pub fn revert_all(conn: &mut AnyConnection) -> Result<(), String> {
+    match conn {
+        AnyConnection::Postgres(pg) => pg
+            .revert_all_migrations(POSTGRES_MIGRATIONS)
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        AnyConnection::Sqlite(lite) => lite
+            .revert_all_migrations(SQLITE_MIGRATIONS)
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+    }
+}
+
+/// Lists `table.column` for every user table, sorted, to compare the two migration trees.
+pub fn describe_columns(conn: &mut AnyConnection) -> Result<Vec<String>, diesel::result::Error> {
+    #[derive(QueryableByName)]
+    struct Col {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        name: String,
+    }
+    let sql = match conn {
+        AnyConnection::Postgres(_) => {
+            "SELECT table_name || '.' || column_name AS name FROM information_schema.columns \
+             WHERE table_schema = 'public' AND table_name <> '__diesel_schema_migrations'"
+        }
+        AnyConnection::Sqlite(_) => {
+            "SELECT m.name || '.' || p.name AS name FROM sqlite_master m \
+             JOIN pragma_table_info(m.name) p WHERE m.type = 'table' \
+             AND m.name NOT LIKE 'sqlite_%' AND m.name <> '__diesel_schema_migrations'"
+        }
+    };
+    let mut cols: Vec<String> = diesel::sql_query(sql)
+        .load::<Col>(conn)?
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    cols.sort();
+    Ok(cols)
+}

@@ -1,0 +1,15 @@
+//! Holoptic: an accounting service for open value networks.
+//!
+//! Data flows one way: HTTP ([`api`]) → domain types ([`domain`]) → storage ([`db`]) → DTOs.
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod bootstrap;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+
+pub use app::{openapi, Application};
+pub use config::Config;
