@@ -4,10 +4,10 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_web::dev::Server;
+use actix_web::dev::{ServiceFactory, ServiceRequest};
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use utoipa::OpenApi as _;
-use actix_web::dev::{ServiceFactory, ServiceRequest};
 use utoipa_actix_web::{scope, AppExt as _, UtoipaApp};
 use utoipa_swagger_ui::SwaggerUi;
 
@@ -28,7 +28,10 @@ pub struct Application {
 /// Opens the pool for `config` (without connecting yet).
 pub fn open_db(config: &Config) -> Result<Db, String> {
     let url = DatabaseUrl::parse(&config.database_url)?;
-    let settings = PoolSettings { max_size: config.db_pool_size.max(1), connection_timeout: config.db_timeout() };
+    let settings = PoolSettings {
+        max_size: config.db_pool_size.max(1),
+        connection_timeout: config.db_timeout(),
+    };
     Db::new(&url, &settings).map_err(|e| e.to_string())
 }
 
@@ -54,9 +57,13 @@ impl Application {
         }
         let keys = Arc::new(TokenKeys::from_config(&config)?);
         let metrics = web::Data::new(Metrics::new().map_err(|e| e.to_string())?);
-        let state = web::Data::new(AppState { db, keys: keys.clone() });
+        let state = web::Data::new(AppState {
+            db,
+            keys: keys.clone(),
+        });
         let limit = web::Data::new(BodyLimit(config.max_body_bytes));
-        let listener = TcpListener::bind(&config.bind).map_err(|e| format!("cannot bind {}: {e}", config.bind))?;
+        let listener = TcpListener::bind(&config.bind)
+            .map_err(|e| format!("cannot bind {}: {e}", config.bind))?;
         let port = listener.local_addr().map_err(|e| e.to_string())?.port();
         let keys_data = web::Data::new(keys);
         let mut server = HttpServer::new(move || {
@@ -65,12 +72,15 @@ impl Application {
                 .app_data(keys_data.clone())
                 .app_data(metrics.clone())
                 .app_data(limit.clone())
-                .app_data(web::PathConfig::default().error_handler(|e, _| {
-                    ApiError::field("path", e.to_string()).into()
-                }))
+                .app_data(
+                    web::PathConfig::default()
+                        .error_handler(|e, _| ApiError::field("path", e.to_string()).into()),
+                )
                 .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", spec))
                 .service(web::redirect("/docs", "/docs/"))
-                .default_service(web::to(|| async { HttpResponse::from(ApiError::NotFound("no such route".into())) }))
+                .default_service(web::to(|| async {
+                    HttpResponse::from(ApiError::NotFound("no such route".into()))
+                }))
                 .wrap(from_fn(middleware::idempotency))
                 .wrap(from_fn(middleware::observe))
         })
@@ -81,7 +91,10 @@ impl Application {
         if config.workers > 0 {
             server = server.workers(config.workers);
         }
-        Ok(Self { port, server: server.run() })
+        Ok(Self {
+            port,
+            server: server.run(),
+        })
     }
 
     /// The bound port.

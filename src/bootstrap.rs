@@ -63,7 +63,11 @@ pub fn bootstrap(db: &Db, input: BootstrapInput) -> Result<BootstrapOutput, Stri
     };
     let currency_rows: Vec<CurrencyRow> = currencies
         .into_iter()
-        .map(|c| CurrencyRow { network_id: id.clone(), code: c.code, scale: i32::try_from(c.scale).unwrap_or(0) })
+        .map(|c| CurrencyRow {
+            network_id: id.clone(),
+            code: c.code,
+            scale: i32::try_from(c.scale).unwrap_or(0),
+        })
         .collect();
     let steward = MembershipRow {
         network_id: id.clone(),
@@ -74,12 +78,20 @@ pub fn bootstrap(db: &Db, input: BootstrapInput) -> Result<BootstrapOutput, Stri
     let mut conn = db.get().map_err(|e| e.to_string())?;
     write_tx(&mut conn, |conn| {
         if db::networks::slug_taken(conn, &network.slug)? {
-            return Err(ApiError::Conflict(format!("slug '{}' is taken", network.slug)));
+            return Err(ApiError::Conflict(format!(
+                "slug '{}' is taken",
+                network.slug
+            )));
         }
         db::members::insert_agent(conn, &agent, &key_row)?;
         db::networks::insert(conn, &network, &currency_rows, &steward)?;
         Ok::<_, ApiError>(())
     })
     .map_err(|e| e.to_string())?;
-    Ok(BootstrapOutput { network_id: id, slug: network.slug, agent_id: agent.id, api_key })
+    Ok(BootstrapOutput {
+        network_id: id,
+        slug: network.slug,
+        agent_id: agent.id,
+        api_key,
+    })
 }

@@ -9,7 +9,11 @@ use holoptic::domain::network::{JoinPolicy, Visibility};
 use holoptic::Application;
 
 #[derive(Parser)]
-#[command(name = "holoptic", version, about = "Accounting for open value networks")]
+#[command(
+    name = "holoptic",
+    version,
+    about = "Accounting for open value networks"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -68,7 +72,9 @@ enum VisibilityArg {
 fn init_tracing(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {
@@ -77,8 +83,12 @@ fn init_tracing(json: bool) {
 }
 
 fn parse_currency(raw: &str) -> Result<(String, i64), String> {
-    let (code, scale) = raw.split_once(':').ok_or_else(|| format!("--currency {raw}: expected CODE:SCALE"))?;
-    let scale = scale.parse::<i64>().map_err(|_| format!("--currency {raw}: scale must be a whole number"))?;
+    let (code, scale) = raw
+        .split_once(':')
+        .ok_or_else(|| format!("--currency {raw}: expected CODE:SCALE"))?;
+    let scale = scale
+        .parse::<i64>()
+        .map_err(|_| format!("--currency {raw}: scale must be a whole number"))?;
     Ok((code.to_owned(), scale))
 }
 
@@ -95,19 +105,36 @@ async fn run(cli: Cli) -> Result<(), String> {
             init_tracing(false);
             let db = holoptic::app::open_db(&Config::for_database(&database_url))?;
             let applied = holoptic::app::migrate(&db)?;
-            println!("applied {} migration(s): {}", applied.len(), applied.join(", "));
+            println!(
+                "applied {} migration(s): {}",
+                applied.len(),
+                applied.join(", ")
+            );
             Ok(())
         }
         Command::Openapi => {
-            let json = holoptic::openapi().to_pretty_json().map_err(|e| e.to_string())?;
+            let json = holoptic::openapi()
+                .to_pretty_json()
+                .map_err(|e| e.to_string())?;
             println!("{json}");
             Ok(())
         }
-        Command::Bootstrap { database_url, name, slug, steward, join_policy, visibility, currencies } => {
+        Command::Bootstrap {
+            database_url,
+            name,
+            slug,
+            steward,
+            join_policy,
+            visibility,
+            currencies,
+        } => {
             init_tracing(false);
             let db = holoptic::app::open_db(&Config::for_database(&database_url))?;
             holoptic::app::migrate(&db)?;
-            let currencies = currencies.iter().map(|c| parse_currency(c)).collect::<Result<Vec<_>, _>>()?;
+            let currencies = currencies
+                .iter()
+                .map(|c| parse_currency(c))
+                .collect::<Result<Vec<_>, _>>()?;
             let input = BootstrapInput {
                 name,
                 slug,
@@ -125,7 +152,10 @@ async fn run(cli: Cli) -> Result<(), String> {
             let out = tokio::task::spawn_blocking(move || bootstrap(&db, input))
                 .await
                 .map_err(|e| e.to_string())??;
-            println!("{}", serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?
+            );
             Ok(())
         }
     }
@@ -133,13 +163,7 @@ async fn run(cli: Cli) -> Result<(), String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match actix_web::rt::System::new().block_on(async { Ok::<_, String>(()) }) {
-        Ok(()) => actix_web::rt::System::new(),
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let runtime = actix_web::rt::System::new();
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

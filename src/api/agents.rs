@@ -83,7 +83,10 @@ pub fn parse_display_name(field: &str, raw: &str) -> Result<String, FieldError> 
 }
 
 /// Builds a new agent row and its key row; returns them with the clear-text key.
-pub fn new_agent(display_name: String, wallet: Option<WalletAddress>) -> (AgentRow, ApiKeyRow, String) {
+pub fn new_agent(
+    display_name: String,
+    wallet: Option<WalletAddress>,
+) -> (AgentRow, ApiKeyRow, String) {
     let id = AgentId::generate().to_string();
     let key = new_api_key();
     let created_at = now();
@@ -93,7 +96,11 @@ pub fn new_agent(display_name: String, wallet: Option<WalletAddress>) -> (AgentR
         wallet_address: wallet.map(|w| w.as_str().to_owned()),
         created_at,
     };
-    let key_row = ApiKeyRow { key_hash: hash_secret(&key), agent_id: id, created_at };
+    let key_row = ApiKeyRow {
+        key_hash: hash_secret(&key),
+        agent_id: id,
+        created_at,
+    };
     (agent, key_row, key)
 }
 
@@ -106,17 +113,31 @@ pub fn new_agent(display_name: String, wallet: Option<WalletAddress>) -> (AgentR
     responses((status = 201, description = "The agent and its API key (shown once)", body = AgentCreated), WriteErrors)
 )]
 #[post("/agents")]
-pub async fn create_agent(state: web::Data<AppState>, body: ApiJson<AgentCreate>) -> Result<HttpResponse, ApiError> {
+pub async fn create_agent(
+    state: web::Data<AppState>,
+    body: ApiJson<AgentCreate>,
+) -> Result<HttpResponse, ApiError> {
     let input = body.0;
     let name = parse_display_name("display_name", &input.display_name)?;
-    let wallet = input.wallet_address.as_deref().map(|w| WalletAddress::parse("wallet_address", w)).transpose()?;
+    let wallet = input
+        .wallet_address
+        .as_deref()
+        .map(|w| WalletAddress::parse("wallet_address", w))
+        .transpose()?;
     let (agent, key_row, api_key) = new_agent(name, wallet);
     let stored = agent.clone();
     state
         .db
-        .run(move |conn| write_tx(conn, |conn| db::members::insert_agent(conn, &stored, &key_row).map_err(ApiError::from)))
+        .run(move |conn| {
+            write_tx(conn, |conn| {
+                db::members::insert_agent(conn, &stored, &key_row).map_err(ApiError::from)
+            })
+        })
         .await?;
-    Ok(HttpResponse::Created().json(AgentCreated { agent: agent.into(), api_key }))
+    Ok(HttpResponse::Created().json(AgentCreated {
+        agent: agent.into(),
+        api_key,
+    }))
 }
 
 /// The caller's own agent.
@@ -126,7 +147,10 @@ pub async fn create_agent(state: web::Data<AppState>, body: ApiJson<AgentCreate>
     responses((status = 200, description = "The caller", body = AgentOut), ReadErrors)
 )]
 #[get("/agents/me")]
-pub async fn get_me(state: web::Data<AppState>, caller: Authenticated) -> Result<web::Json<AgentOut>, ApiError> {
+pub async fn get_me(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+) -> Result<web::Json<AgentOut>, ApiError> {
     let id = caller.0.to_string();
     let row = state
         .db
@@ -150,15 +174,24 @@ pub async fn update_me(
     body: ApiJson<AgentUpdate>,
 ) -> Result<web::Json<AgentOut>, ApiError> {
     let input = body.0;
-    let name = input.display_name.as_deref().map(|n| parse_display_name("display_name", n)).transpose()?;
-    let wallet = input.wallet_address.as_deref().map(|w| WalletAddress::parse("wallet_address", w)).transpose()?;
+    let name = input
+        .display_name
+        .as_deref()
+        .map(|n| parse_display_name("display_name", n))
+        .transpose()?;
+    let wallet = input
+        .wallet_address
+        .as_deref()
+        .map(|w| WalletAddress::parse("wallet_address", w))
+        .transpose()?;
     let id = caller.0.to_string();
     let row = state
         .db
         .run(move |conn| {
             write_tx(conn, |conn| {
-                let mut agent = db::members::find_agent(conn, &id)?
-                    .ok_or_else(|| ApiError::NotFound("the token's agent no longer exists".into()))?;
+                let mut agent = db::members::find_agent(conn, &id)?.ok_or_else(|| {
+                    ApiError::NotFound("the token's agent no longer exists".into())
+                })?;
                 if let Some(n) = name {
                     agent.display_name = n;
                 }

@@ -40,7 +40,10 @@ pub struct TokenResponse {
     responses((status = 200, description = "A new access token", body = TokenResponse), WriteErrors)
 )]
 #[post("/auth/token")]
-pub async fn create_token(state: web::Data<AppState>, body: ApiJson<TokenRequest>) -> Result<HttpResponse, ApiError> {
+pub async fn create_token(
+    state: web::Data<AppState>,
+    body: ApiJson<TokenRequest>,
+) -> Result<HttpResponse, ApiError> {
     let key = body.0.api_key;
     if key.len() > 200 {
         return Err(ApiError::field("api_key", "must be at most 200 characters"));
@@ -51,7 +54,13 @@ pub async fn create_token(state: web::Data<AppState>, body: ApiJson<TokenRequest
         .run(move |conn| db::members::agent_for_key(conn, &hash).map_err(ApiError::from))
         .await?
         .ok_or_else(|| ApiError::Unauthenticated("unknown API key".into()))?;
-    let agent = agent.parse().map_err(|_| ApiError::Internal("stored agent id is not a UUID".into()))?;
+    let agent = agent
+        .parse()
+        .map_err(|_| ApiError::Internal("stored agent id is not a UUID".into()))?;
     let (access_token, expires_in) = state.keys.issue(agent).map_err(ApiError::Internal)?;
-    Ok(HttpResponse::Ok().json(TokenResponse { access_token, token_type: "Bearer".into(), expires_in }))
+    Ok(HttpResponse::Ok().json(TokenResponse {
+        access_token,
+        token_type: "Bearer".into(),
+        expires_in,
+    }))
 }

@@ -10,7 +10,10 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::docs::{ReadErrors, WriteErrors};
 use super::extract::{ApiJson, ApiQuery};
-use super::{decode_cursor, page_limit, paginate, path_uuid, query_uuid, stored_id, utc, Access, AppState, Page};
+use super::{
+    decode_cursor, page_limit, paginate, path_uuid, query_uuid, stored_id, utc, Access, AppState,
+    Page,
+};
 use crate::auth::{Authenticated, Caller};
 use crate::db::contributions::{ContributionView, ListFilter};
 use crate::db::rows::{now, ContributionRow, TagRow};
@@ -210,12 +213,18 @@ fn record(
     let access = Access::load(conn, key, Some(caller))?;
     let role = access.member_role()?;
     if !role.can_contribute() {
-        return Err(ApiError::Forbidden(format!("a {} cannot record contributions", role.as_str())));
+        return Err(ApiError::Forbidden(format!(
+            "a {} cannot record contributions",
+            role.as_str()
+        )));
     }
     let network_id = access.network.id;
     let currencies: Vec<Currency> = db::networks::currencies(conn, &network_id)?
         .into_iter()
-        .map(|c| Currency { code: c.code, scale: u32::try_from(c.scale).unwrap_or(0) })
+        .map(|c| Currency {
+            code: c.code,
+            scale: u32::try_from(c.scale).unwrap_or(0),
+        })
         .collect();
     let at = now();
     let now_utc = utc(at);
@@ -229,10 +238,11 @@ fn record(
         .flat_map(|d| d.cites.iter().chain(d.corrects.iter()))
         .map(ToString::to_string)
         .collect();
-    let targets: HashMap<String, ContributionRow> = db::contributions::existing(conn, &network_id, &referenced)?
-        .into_iter()
-        .map(|r| (r.id.clone(), r))
-        .collect();
+    let targets: HashMap<String, ContributionRow> =
+        db::contributions::existing(conn, &network_id, &referenced)?
+            .into_iter()
+            .map(|r| (r.id.clone(), r))
+            .collect();
     let already_corrected = db::contributions::corrected(conn, &referenced)?;
     let caller_id = caller.to_string();
     let mut member_cache: HashMap<String, bool> = HashMap::new();
@@ -249,29 +259,42 @@ fn record(
         let mut agent = d.agent_id.map(|a| a.to_string());
         if let Some(c) = d.corrects {
             let c = c.to_string();
-            let target = targets.get(&c).ok_or_else(|| err("corrects", "no such contribution in this network"))?;
+            let target = targets
+                .get(&c)
+                .ok_or_else(|| err("corrects", "no such contribution in this network"))?;
             if already_corrected.contains_key(&c) {
                 return Err(ApiError::Conflict(format!(
                     "contribution {c} is already corrected; correct the latest version instead"
                 )));
             }
-            if target.agent_id != caller_id && target.recorded_by != caller_id && role != Role::Steward {
+            if target.agent_id != caller_id
+                && target.recorded_by != caller_id
+                && role != Role::Steward
+            {
                 return Err(ApiError::Forbidden(
                     "only the contributor, whoever recorded it, or a steward may correct a contribution".into(),
                 ));
             }
             if d.description.trim().is_empty() {
-                return Err(err("description", "is required on a correction: say why it is corrected"));
+                return Err(err(
+                    "description",
+                    "is required on a correction: say why it is corrected",
+                ));
             }
             agent.get_or_insert_with(|| target.agent_id.clone());
         }
         if role == Role::Bot && agent.is_none() {
-            return Err(err("agent_id", "is required when a bot records a contribution: on whose behalf"));
+            return Err(err(
+                "agent_id",
+                "is required when a bot records a contribution: on whose behalf",
+            ));
         }
         let agent = agent.unwrap_or_else(|| caller_id.clone());
         if agent != caller_id {
             if !role.can_record_for_others() && d.corrects.is_none() {
-                return Err(ApiError::Forbidden("only bots and stewards may record contributions for others".into()));
+                return Err(ApiError::Forbidden(
+                    "only bots and stewards may record contributions for others".into(),
+                ));
             }
             let is_member = match member_cache.get(&agent) {
                 Some(m) => *m,
@@ -286,7 +309,10 @@ fn record(
             }
         }
         let id = ContributionId::generate().to_string();
-        tags.extend(d.tags.iter().map(|t| TagRow { contribution_id: id.clone(), tag: t.clone() }));
+        tags.extend(d.tags.iter().map(|t| TagRow {
+            contribution_id: id.clone(),
+            tag: t.clone(),
+        }));
         rows.push(ContributionRow {
             id,
             network_id: network_id.clone(),
@@ -329,7 +355,9 @@ pub async fn create_contribution(
         .db
         .run(move |conn| write_tx(conn, |conn| record(conn, &key, caller.0, vec![raw], false)))
         .await?;
-    let view = views.pop().ok_or_else(|| ApiError::Internal("nothing recorded".into()))?;
+    let view = views
+        .pop()
+        .ok_or_else(|| ApiError::Internal("nothing recorded".into()))?;
     Ok(HttpResponse::Created().json(to_out(view)))
 }
 
@@ -350,7 +378,10 @@ pub async fn create_contribution_batch(
 ) -> Result<HttpResponse, ApiError> {
     let items = body.0.items;
     if items.is_empty() || items.len() > MAX_BATCH {
-        return Err(ApiError::field("items", format!("must have 1 to {MAX_BATCH} entries")));
+        return Err(ApiError::field(
+            "items",
+            format!("must have 1 to {MAX_BATCH} entries"),
+        ));
     }
     let key = path.into_inner();
     let raws: Vec<RawContribution> = items.into_iter().map(to_raw).collect();
@@ -358,7 +389,9 @@ pub async fn create_contribution_batch(
         .db
         .run(move |conn| write_tx(conn, |conn| record(conn, &key, caller.0, raws, true)))
         .await?;
-    Ok(HttpResponse::Created().json(ContributionBatchOut { items: views.into_iter().map(to_out).collect() }))
+    Ok(HttpResponse::Created().json(ContributionBatchOut {
+        items: views.into_iter().map(to_out).collect(),
+    }))
 }
 
 /// List a network's contributions, newest first.
@@ -389,8 +422,12 @@ pub async fn list_contributions(
         kind: q.kind.map(|k| k.as_str().to_owned()),
         status: q.status,
         tag: q.tag,
-        from: q.from.map(|t| contribution::truncate_to_micros(t).naive_utc()),
-        to: q.to.map(|t| contribution::truncate_to_micros(t).naive_utc()),
+        from: q
+            .from
+            .map(|t| contribution::truncate_to_micros(t).naive_utc()),
+        to: q
+            .to
+            .map(|t| contribution::truncate_to_micros(t).naive_utc()),
         before: decode_cursor(q.cursor.as_deref())?,
     };
     let key = path.into_inner();
@@ -402,7 +439,12 @@ pub async fn list_contributions(
             Ok::<_, ApiError>(db::contributions::views(conn, rows)?)
         })
         .await?;
-    Ok(web::Json(paginate(views, limit, |v| v.row.id.as_str(), to_out)))
+    Ok(web::Json(paginate(
+        views,
+        limit,
+        |v| v.row.id.as_str(),
+        to_out,
+    )))
 }
 
 /// Get one contribution.

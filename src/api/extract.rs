@@ -24,22 +24,47 @@ pub struct ApiJson<T>(pub T);
 
 /// Parses JSON bytes into `T`, reporting the path of the offending field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // Every body is an object; serde would otherwise also read a struct from an array.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(match serde_json::from_slice::<serde_json::Value>(bytes) {
+            Ok(_) => ApiError::field("body", "must be a JSON object"),
+            Err(e) => ApiError::InvalidJson(format!("body is not valid JSON: {e}")),
+        });
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         match inner.classify() {
-            serde_json::error::Category::Syntax | serde_json::error::Category::Eof | serde_json::error::Category::Io => {
+            serde_json::error::Category::Syntax
+            | serde_json::error::Category::Eof
+            | serde_json::error::Category::Io => {
                 ApiError::InvalidJson(format!("body is not valid JSON: {inner}"))
             }
             serde_json::error::Category::Data => {
-                let field = if path == "." { "body".to_owned() } else { path };
-                ApiError::field(field, strip_position(&inner.to_string()))
+                let message = strip_position(&inner.to_string());
+                ApiError::field(field_of(&path, &message), message)
             }
         }
     })?;
-    de.end().map_err(|e| ApiError::InvalidJson(format!("body is not valid JSON: {e}")))?;
+    de.end()
+        .map_err(|e| ApiError::InvalidJson(format!("body is not valid JSON: {e}")))?;
     Ok(value)
+}
+
+/// The field a data error is about. serde reports a missing field at its parent's path, so
+/// the name is taken from the message ("missing field `name`").
+fn field_of(path: &str, message: &str) -> String {
+    let missing = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(name, _)| name);
+    match (path, missing) {
+        (".", Some(name)) => name.to_owned(),
+        (".", None) => "body".to_owned(),
+        (p, Some(name)) => format!("{p}.{name}"),
+        (p, None) => p.to_owned(),
+    }
 }
 
 /// serde_json appends " at line 1 column 42" to messages; the field path says more.
@@ -68,7 +93,9 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let json = is_json(req);
-        let limit = req.app_data::<web::Data<BodyLimit>>().map_or(FALLBACK_BODY_LIMIT, |l| l.0);
+        let limit = req
+            .app_data::<web::Data<BodyLimit>>()
+            .map_or(FALLBACK_BODY_LIMIT, |l| l.0);
         let declared = req
             .headers()
             .get(header::CONTENT_LENGTH)
@@ -77,16 +104,23 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
         let mut payload = payload.take();
         Box::pin(async move {
             if !json {
-                return Err(ApiError::UnsupportedMediaType("Content-Type must be application/json".into()));
+                return Err(ApiError::UnsupportedMediaType(
+                    "Content-Type must be application/json".into(),
+                ));
             }
             if declared.is_some_and(|n| n > limit) {
-                return Err(ApiError::PayloadTooLarge(format!("body must be at most {limit} bytes")));
+                return Err(ApiError::PayloadTooLarge(format!(
+                    "body must be at most {limit} bytes"
+                )));
             }
             let mut body = web::BytesMut::new();
             while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|e| ApiError::InvalidJson(format!("could not read body: {e}")))?;
+                let chunk = chunk
+                    .map_err(|e| ApiError::InvalidJson(format!("could not read body: {e}")))?;
                 if body.len() + chunk.len() > limit {
-                    return Err(ApiError::PayloadTooLarge(format!("body must be at most {limit} bytes")));
+                    return Err(ApiError::PayloadTooLarge(format!(
+                        "body must be at most {limit} bytes"
+                    )));
                 }
                 body.extend_from_slice(&chunk);
             }
@@ -106,11 +140,17 @@ impl<T: DeserializeOwned> FromRequest for ApiQuery<T> {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let pairs = form_urlencoded(req.query_string());
         let de = serde_urlencoded::Deserializer::new(pairs);
-        let result = serde_path_to_error::deserialize(de).map(ApiQuery).map_err(|e| {
-            let path = e.path().to_string();
-            let field = if path == "." { "query".to_owned() } else { path };
-            ApiError::field(field, e.into_inner().to_string())
-        });
+        let result = serde_path_to_error::deserialize(de)
+            .map(ApiQuery)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let field = if path == "." {
+                    "query".to_owned()
+                } else {
+                    path
+                };
+                ApiError::field(field, e.into_inner().to_string())
+            });
         std::future::ready(result)
     }
 }

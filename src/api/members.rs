@@ -9,7 +9,9 @@ use utoipa::{IntoParams, ToSchema};
 use super::agents::{new_agent, parse_display_name};
 use super::docs::{ReadErrors, WriteErrors};
 use super::extract::{ApiJson, ApiQuery};
-use super::{decode_cursor, page_limit, paginate, path_uuid, stored_id, utc, Access, AppState, Page};
+use super::{
+    decode_cursor, page_limit, paginate, path_uuid, stored_id, utc, Access, AppState, Page,
+};
 use crate::auth::keys::{hash_secret, new_invite_code};
 use crate::auth::{Authenticated, Caller};
 use crate::db::rows::{now, AgentRow, InviteRow, MembershipRow};
@@ -155,18 +157,23 @@ pub async fn join_network(
             None
         }
         None => {
-            let name = input
-                .display_name
-                .as_deref()
-                .ok_or_else(|| ApiError::field("display_name", "is required when joining without a token"))?;
+            let name = input.display_name.as_deref().ok_or_else(|| {
+                ApiError::field("display_name", "is required when joining without a token")
+            })?;
             let name = parse_display_name("display_name", name)?;
-            let wallet =
-                input.wallet_address.as_deref().map(|w| WalletAddress::parse("wallet_address", w)).transpose()?;
+            let wallet = input
+                .wallet_address
+                .as_deref()
+                .map(|w| WalletAddress::parse("wallet_address", w))
+                .transpose()?;
             Some(new_agent(name, wallet))
         }
     };
     if input.invite_code.as_ref().is_some_and(|c| c.len() > 200) {
-        return Err(ApiError::field("invite_code", "must be at most 200 characters"));
+        return Err(ApiError::field(
+            "invite_code",
+            "must be at most 200 characters",
+        ));
     }
     let key = path.into_inner();
     let invite_hash = input.invite_code.as_deref().map(hash_secret);
@@ -180,10 +187,14 @@ pub async fn join_network(
                     (Some(agent), _) => {
                         let id = agent.to_string();
                         if db::members::find_agent(conn, &id)?.is_none() {
-                            return Err(ApiError::Unauthenticated("the token's agent no longer exists".into()));
+                            return Err(ApiError::Unauthenticated(
+                                "the token's agent no longer exists".into(),
+                            ));
                         }
                         if db::members::membership(conn, &network.id, &id)?.is_some() {
-                            return Err(ApiError::Conflict("already a member of this network".into()));
+                            return Err(ApiError::Conflict(
+                                "already a member of this network".into(),
+                            ));
                         }
                         (id, None)
                     }
@@ -196,12 +207,21 @@ pub async fn join_network(
                 let at = now();
                 let role = match (JoinPolicy::from_db(&network.join_policy), &invite_hash) {
                     (_, Some(hash)) => {
-                        let invite = db::members::take_invite(conn, &network.id, hash, &agent_id, at)?
-                            .ok_or_else(|| ApiError::Forbidden("the invite code is unknown, used or expired".into()))?;
+                        let invite =
+                            db::members::take_invite(conn, &network.id, hash, &agent_id, at)?
+                                .ok_or_else(|| {
+                                    ApiError::Forbidden(
+                                        "the invite code is unknown, used or expired".into(),
+                                    )
+                                })?;
                         Role::from_db(&invite.role).unwrap_or(Role::Member)
                     }
                     (Some(JoinPolicy::Open), None) => Role::Member,
-                    _ => return Err(ApiError::Forbidden("this network is invite-only: an invite_code is required".into())),
+                    _ => {
+                        return Err(ApiError::Forbidden(
+                            "this network is invite-only: an invite_code is required".into(),
+                        ))
+                    }
                 };
                 db::members::insert_membership(
                     conn,
@@ -244,10 +264,20 @@ pub async fn list_members(
         .db
         .run(move |conn| {
             let access = Access::load(conn, &key, caller.0)?;
-            Ok::<_, ApiError>(db::members::list_members(conn, &access.network.id, after.as_deref(), limit + 1)?)
+            Ok::<_, ApiError>(db::members::list_members(
+                conn,
+                &access.network.id,
+                after.as_deref(),
+                limit + 1,
+            )?)
         })
         .await?;
-    Ok(web::Json(paginate(rows, limit, |(m, _)| m.agent_id.as_str(), |(m, a)| to_out(m, a))))
+    Ok(web::Json(paginate(
+        rows,
+        limit,
+        |(m, _)| m.agent_id.as_str(),
+        |(m, a)| to_out(m, a),
+    )))
 }
 
 /// Get one member.
@@ -312,7 +342,9 @@ pub async fn update_member(
                     && role != Role::Steward
                     && db::members::count_stewards(conn, &network)? <= 1
                 {
-                    return Err(ApiError::Conflict("a network needs at least one steward".into()));
+                    return Err(ApiError::Conflict(
+                        "a network needs at least one steward".into(),
+                    ));
                 }
                 db::members::set_role(conn, &network, &agent, role.as_str())?;
                 db::members::member(conn, &network, &agent)?
@@ -340,7 +372,10 @@ pub async fn create_invite(
 ) -> Result<HttpResponse, ApiError> {
     let input = body.0;
     if !(1..=MAX_INVITE_HOURS).contains(&input.expires_in_hours) {
-        return Err(ApiError::field("expires_in_hours", format!("must be 1 to {MAX_INVITE_HOURS}")));
+        return Err(ApiError::field(
+            "expires_in_hours",
+            format!("must be 1 to {MAX_INVITE_HOURS}"),
+        ));
     }
     let code = new_invite_code();
     let at = now();
@@ -371,5 +406,9 @@ pub async fn create_invite(
             })
         })
         .await?;
-    Ok(HttpResponse::Created().json(InviteOut { code, role, expires_at: utc(expires_at) }))
+    Ok(HttpResponse::Created().json(InviteOut {
+        code,
+        role,
+        expires_at: utc(expires_at),
+    }))
 }

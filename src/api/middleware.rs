@@ -32,13 +32,20 @@ pub const STALE_AFTER: Duration = Duration::from_secs(300);
 
 /// Gives every request an id (the client's `X-Request-Id` if sane), a tracing span, a log
 /// line and metrics by route pattern.
-pub async fn observe(req: ServiceRequest, next: Next<impl MessageBody + 'static>) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+pub async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
     let id = req
         .headers()
         .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
         .map_or_else(|| uuid::Uuid::now_v7().simple().to_string(), str::to_owned);
     let method = req.method().to_string();
     let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
@@ -51,11 +58,16 @@ pub async fn observe(req: ServiceRequest, next: Next<impl MessageBody + 'static>
         tracing::info!(status, latency_ms = elapsed.as_millis(), "request done");
     });
     if let Some(m) = metrics {
-        m.requests.with_label_values(&[&method, &route, &status.to_string()]).inc();
-        m.latency.with_label_values(&[&method, &route]).observe(elapsed.as_secs_f64());
+        m.requests
+            .with_label_values(&[&method, &route, &status.to_string()])
+            .inc();
+        m.latency
+            .with_label_values(&[&method, &route])
+            .observe(elapsed.as_secs_f64());
     }
     if let Ok(v) = HeaderValue::from_str(&id) {
-        res.headers_mut().insert(HeaderName::from_static(REQUEST_ID), v);
+        res.headers_mut()
+            .insert(HeaderName::from_static(REQUEST_ID), v);
     }
     Ok(res)
 }
@@ -82,10 +94,19 @@ pub async fn idempotency(
     let wants = matches!(*req.method(), Method::POST | Method::PATCH);
     let key = req.headers().get(IDEMPOTENCY_KEY).cloned();
     let (Some(key), true) = (key, wants) else {
-        return next.call(req).await.map(ServiceResponse::map_into_boxed_body);
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_boxed_body);
     };
     let key = match key.to_str() {
-        Ok(k) if !k.is_empty() && k.len() <= MAX_KEY_LEN && k.bytes().all(|b| b.is_ascii_graphic()) => k.to_owned(),
+        Ok(k)
+            if !k.is_empty()
+                && k.len() <= MAX_KEY_LEN
+                && k.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
+            k.to_owned()
+        }
         _ => {
             let e = ApiError::field("Idempotency-Key", "must be 1-255 visible ASCII characters");
             return Ok(problem(req, e));
@@ -94,7 +115,9 @@ pub async fn idempotency(
     let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
         return Ok(problem(req, ApiError::Internal("no app state".into())));
     };
-    let limit = req.app_data::<web::Data<BodyLimit>>().map_or(4 * 1024 * 1024, |l| l.0);
+    let limit = req
+        .app_data::<web::Data<BodyLimit>>()
+        .map_or(4 * 1024 * 1024, |l| l.0);
     let caller = match caller_of(req.request()) {
         Ok(c) => c.map_or_else(|| "anonymous".to_owned(), |a| a.to_string()),
         Err(e) => return Ok(problem(req, e)),
@@ -105,10 +128,18 @@ pub async fn idempotency(
     while let Some(chunk) = payload.next().await {
         let chunk = match chunk {
             Ok(c) => c,
-            Err(e) => return Ok(problem(req, ApiError::InvalidJson(format!("could not read body: {e}")))),
+            Err(e) => {
+                return Ok(problem(
+                    req,
+                    ApiError::InvalidJson(format!("could not read body: {e}")),
+                ))
+            }
         };
         if body.len() + chunk.len() > limit {
-            return Ok(problem(req, ApiError::PayloadTooLarge(format!("body must be at most {limit} bytes"))));
+            return Ok(problem(
+                req,
+                ApiError::PayloadTooLarge(format!("body must be at most {limit} bytes")),
+            ));
         }
         body.extend_from_slice(&chunk);
     }
@@ -117,7 +148,11 @@ pub async fn idempotency(
     let mut hasher = Sha256::new();
     hasher.update(req.query_string().as_bytes());
     hasher.update([0]);
-    hasher.update(req.headers().get(CONTENT_TYPE).map_or(&b""[..], HeaderValue::as_bytes));
+    hasher.update(
+        req.headers()
+            .get(CONTENT_TYPE)
+            .map_or(&b""[..], HeaderValue::as_bytes),
+    );
     hasher.update([0]);
     hasher.update(&body);
     let request_hash = hex::encode(hasher.finalize());
@@ -129,14 +164,21 @@ pub async fn idempotency(
         let stale = now - chrono::Duration::from_std(STALE_AFTER).unwrap_or_default();
         state
             .db
-            .run(move |conn| db::idempotency::claim(conn, &scope, &key, &request_hash, now, stale).map_err(ApiError::from))
+            .run(move |conn| {
+                db::idempotency::claim(conn, &scope, &key, &request_hash, now, stale)
+                    .map_err(ApiError::from)
+            })
             .await
     };
     match claim {
         Err(e) => return Ok(problem(req, e)),
         Ok(Claim::Mismatch) => return Ok(problem(req, ApiError::IdempotencyMismatch)),
         Ok(Claim::InProgress) => return Ok(problem(req, ApiError::IdempotencyInProgress)),
-        Ok(Claim::Replay { status, content_type, body }) => {
+        Ok(Claim::Replay {
+            status,
+            content_type,
+            body,
+        }) => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
             let res = HttpResponse::build(status)
                 .insert_header((CONTENT_TYPE, content_type))

@@ -87,23 +87,34 @@ pub fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
 pub fn decode_cursor(cursor: Option<&str>) -> Result<Option<String>, ApiError> {
     let Some(c) = cursor else { return Ok(None) };
     let bad = || ApiError::field("cursor", "is not a cursor this service issued");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(c).map_err(|_| bad())?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(c)
+        .map_err(|_| bad())?;
     let text = String::from_utf8(bytes).map_err(|_| bad())?;
     uuid::Uuid::parse_str(&text).map_err(|_| bad())?;
     Ok(Some(text))
 }
 
 /// Builds a page from `limit + 1` fetched rows: the extra row only says there is more.
-pub fn paginate<R, T: ToSchema>(mut rows: Vec<R>, limit: i64, key: impl Fn(&R) -> &str, map: impl Fn(R) -> T) -> Page<T> {
+pub fn paginate<R, T: ToSchema>(
+    mut rows: Vec<R>,
+    limit: i64,
+    key: impl Fn(&R) -> &str,
+    map: impl Fn(R) -> T,
+) -> Page<T> {
     let limit = usize::try_from(limit).unwrap_or(0);
     let more = rows.len() > limit;
     rows.truncate(limit);
     let next_cursor = if more {
-        rows.last().map(|r| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key(r)))
+        rows.last()
+            .map(|r| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key(r)))
     } else {
         None
     };
-    Page { items: rows.into_iter().map(map).collect(), next_cursor }
+    Page {
+        items: rows.into_iter().map(map).collect(),
+        next_cursor,
+    }
 }
 
 /// A network as the caller may see it: the row and the caller's role there, if any.
@@ -117,7 +128,11 @@ pub struct Access {
 impl Access {
     /// Loads network `key` (id or slug) and the caller's role, and checks read access:
     /// public networks are readable by anyone; members-only networks by members only.
-    pub fn load(conn: &mut AnyConnection, key: &str, caller: Option<AgentId>) -> Result<Self, ApiError> {
+    pub fn load(
+        conn: &mut AnyConnection,
+        key: &str,
+        caller: Option<AgentId>,
+    ) -> Result<Self, ApiError> {
         let network = db::networks::find(conn, key)?
             .ok_or_else(|| ApiError::NotFound(format!("no network '{key}'")))?;
         let role = match caller {
@@ -128,8 +143,12 @@ impl Access {
         let access = Self { network, role };
         if access.visibility() == Visibility::Members && access.role.is_none() {
             return Err(match caller {
-                None => ApiError::Unauthenticated("this network is visible to members only: sign in".into()),
-                Some(_) => ApiError::Forbidden("this network is visible to its members only".into()),
+                None => ApiError::Unauthenticated(
+                    "this network is visible to members only: sign in".into(),
+                ),
+                Some(_) => {
+                    ApiError::Forbidden("this network is visible to its members only".into())
+                }
             });
         }
         Ok(access)
@@ -142,14 +161,17 @@ impl Access {
 
     /// The caller's role, or 403 when it is not a member.
     pub fn member_role(&self) -> Result<Role, ApiError> {
-        self.role.ok_or_else(|| ApiError::Forbidden("only members of this network may do this".into()))
+        self.role
+            .ok_or_else(|| ApiError::Forbidden("only members of this network may do this".into()))
     }
 
     /// 403 unless the caller is a steward.
     pub fn require_steward(&self) -> Result<(), ApiError> {
         match self.member_role()? {
             Role::Steward => Ok(()),
-            _ => Err(ApiError::Forbidden("only stewards of this network may do this".into())),
+            _ => Err(ApiError::Forbidden(
+                "only stewards of this network may do this".into(),
+            )),
         }
     }
 }

@@ -13,7 +13,9 @@ use crate::db::rows::{now, CurrencyRow, MembershipRow, NetworkRow};
 use crate::db::{self, write_tx};
 use crate::domain::bounded_text;
 use crate::domain::ids::NetworkId;
-use crate::domain::network::{parse_currencies, parse_threshold, Currency, JoinPolicy, Role, Slug, Visibility};
+use crate::domain::network::{
+    parse_currencies, parse_threshold, Currency, JoinPolicy, Role, Slug, Visibility,
+};
 use crate::error::ApiError;
 
 /// Longest network name, in characters.
@@ -137,7 +139,13 @@ fn to_out(row: NetworkRow, currencies: Vec<CurrencyRow>) -> NetworkOut {
         id: stored_id(&row.id),
         join_policy: JoinPolicy::from_db(&row.join_policy).unwrap_or(JoinPolicy::Invite),
         visibility: Visibility::from_db(&row.visibility).unwrap_or(Visibility::Members),
-        currencies: currencies.into_iter().map(|c| CurrencyDto { code: c.code, scale: i64::from(c.scale) }).collect(),
+        currencies: currencies
+            .into_iter()
+            .map(|c| CurrencyDto {
+                code: c.code,
+                scale: i64::from(c.scale),
+            })
+            .collect(),
         slug: row.slug,
         name: row.name,
         description: row.description,
@@ -151,8 +159,13 @@ fn to_out(row: NetworkRow, currencies: Vec<CurrencyRow>) -> NetworkOut {
 fn currency_rows(network_id: &str, list: Vec<Currency>) -> Result<Vec<CurrencyRow>, ApiError> {
     list.into_iter()
         .map(|c| {
-            let scale = i32::try_from(c.scale).map_err(|_| ApiError::field("currencies", "scale out of range"))?;
-            Ok(CurrencyRow { network_id: network_id.to_owned(), code: c.code, scale })
+            let scale = i32::try_from(c.scale)
+                .map_err(|_| ApiError::field("currencies", "scale out of range"))?;
+            Ok(CurrencyRow {
+                network_id: network_id.to_owned(),
+                code: c.code,
+                scale,
+            })
         })
         .collect()
 }
@@ -209,10 +222,15 @@ pub async fn create_network(
         .run(move |conn| {
             write_tx(conn, |conn| {
                 if db::networks::slug_taken(conn, &stored.slug)? {
-                    return Err(ApiError::Conflict(format!("slug '{}' is taken", stored.slug)));
+                    return Err(ApiError::Conflict(format!(
+                        "slug '{}' is taken",
+                        stored.slug
+                    )));
                 }
                 if db::members::find_agent(conn, &steward.agent_id)?.is_none() {
-                    return Err(ApiError::Unauthenticated("the token's agent no longer exists".into()));
+                    return Err(ApiError::Unauthenticated(
+                        "the token's agent no longer exists".into(),
+                    ));
                 }
                 db::networks::insert(conn, &stored, &stored_currencies, &steward)?;
                 Ok(())
@@ -240,7 +258,8 @@ pub async fn list_networks(
     let rows = state
         .db
         .run(move |conn| {
-            let rows = db::networks::list_visible(conn, viewer.as_deref(), after.as_deref(), limit + 1)?;
+            let rows =
+                db::networks::list_visible(conn, viewer.as_deref(), after.as_deref(), limit + 1)?;
             let mut out = Vec::with_capacity(rows.len());
             for r in rows {
                 let c = db::networks::currencies(conn, &r.id)?;
@@ -249,7 +268,12 @@ pub async fn list_networks(
             Ok::<_, ApiError>(out)
         })
         .await?;
-    Ok(web::Json(paginate(rows, limit, |(r, _)| r.id.as_str(), |(r, c)| to_out(r, c))))
+    Ok(web::Json(paginate(
+        rows,
+        limit,
+        |(r, _)| r.id.as_str(),
+        |(r, c)| to_out(r, c),
+    )))
 }
 
 /// Get a network by id or slug.
@@ -299,9 +323,18 @@ pub async fn update_network(
     if let Some(d) = &input.description {
         bounded_text("description", d, 0, MAX_DESCRIPTION_CHARS)?;
     }
-    let added = parse_currencies("add_currencies", &raw_currencies(input.add_currencies.as_deref().unwrap_or(&[])))?;
-    let approvals = input.approvals_required.map(|t| parse_threshold("approvals_required", t)).transpose()?;
-    let rejections = input.rejections_required.map(|t| parse_threshold("rejections_required", t)).transpose()?;
+    let added = parse_currencies(
+        "add_currencies",
+        &raw_currencies(input.add_currencies.as_deref().unwrap_or(&[])),
+    )?;
+    let approvals = input
+        .approvals_required
+        .map(|t| parse_threshold("approvals_required", t))
+        .transpose()?;
+    let rejections = input
+        .rejections_required
+        .map(|t| parse_threshold("rejections_required", t))
+        .transpose()?;
     let key = path.into_inner();
     let (row, currencies) = state
         .db
@@ -311,14 +344,20 @@ pub async fn update_network(
                 access.require_steward()?;
                 let mut row = access.network;
                 let existing = db::networks::currencies(conn, &row.id)?;
-                if let Some(dup) = added.iter().find(|a| existing.iter().any(|e| e.code == a.code)) {
+                if let Some(dup) = added
+                    .iter()
+                    .find(|a| existing.iter().any(|e| e.code == a.code))
+                {
                     return Err(ApiError::field(
                         "add_currencies",
                         format!("{} is already a currency of this network", dup.code),
                     ));
                 }
                 if existing.len() + added.len() > crate::domain::network::MAX_CURRENCIES {
-                    return Err(ApiError::field("add_currencies", "a network may have at most 16 currencies"));
+                    return Err(ApiError::field(
+                        "add_currencies",
+                        "a network may have at most 16 currencies",
+                    ));
                 }
                 db::networks::add_currencies(conn, &currency_rows(&row.id, added)?)?;
                 if let Some(n) = name {

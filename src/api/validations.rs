@@ -7,7 +7,9 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::docs::{ReadErrors, WriteErrors};
 use super::extract::{ApiJson, ApiQuery};
-use super::{decode_cursor, page_limit, paginate, path_uuid, stored_id, utc, Access, AppState, Page};
+use super::{
+    decode_cursor, page_limit, paginate, path_uuid, stored_id, utc, Access, AppState, Page,
+};
 use crate::auth::{Authenticated, Caller};
 use crate::db::rows::{now, OutcomeRow, ValidationRow};
 use crate::db::{self, write_tx};
@@ -85,11 +87,15 @@ fn to_out(r: ValidationRow) -> ValidationOut {
 
 fn refusal(r: Refusal) -> ApiError {
     match r {
-        Refusal::OwnContribution => {
-            ApiError::Forbidden("nobody validates their own contribution (or one they recorded)".into())
+        Refusal::OwnContribution => ApiError::Forbidden(
+            "nobody validates their own contribution (or one they recorded)".into(),
+        ),
+        Refusal::RoleCannotValidate(role) => {
+            ApiError::Forbidden(format!("a {} cannot validate", role.as_str()))
         }
-        Refusal::RoleCannotValidate(role) => ApiError::Forbidden(format!("a {} cannot validate", role.as_str())),
-        Refusal::AlreadyDecided(s) => ApiError::Conflict(format!("the contribution is already {}", s.as_str())),
+        Refusal::AlreadyDecided(s) => {
+            ApiError::Conflict(format!("the contribution is already {}", s.as_str()))
+        }
     }
 }
 
@@ -128,17 +134,20 @@ pub async fn create_validation(
                 let access = Access::load(conn, &key, Some(caller.0))?;
                 let role = access.member_role()?;
                 let network = access.network;
-                let contribution = db::contributions::find(conn, &network.id, &id)?
-                    .ok_or_else(|| ApiError::NotFound("no such contribution in this network".into()))?;
+                let contribution =
+                    db::contributions::find(conn, &network.id, &id)?.ok_or_else(|| {
+                        ApiError::NotFound("no such contribution in this network".into())
+                    })?;
                 // Serialise validators of this contribution so the threshold sees every vote.
                 db::contributions::lock(conn, &id)?;
-                let status = if !db::contributions::corrected(conn, std::slice::from_ref(&id))?.is_empty() {
-                    Status::Superseded
-                } else {
-                    db::contributions::outcome(conn, &id)?
-                        .and_then(|s| Status::from_db(&s))
-                        .unwrap_or(Status::Pending)
-                };
+                let status =
+                    if !db::contributions::corrected(conn, std::slice::from_ref(&id))?.is_empty() {
+                        Status::Superseded
+                    } else {
+                        db::contributions::outcome(conn, &id)?
+                            .and_then(|s| Status::from_db(&s))
+                            .unwrap_or(Status::Pending)
+                    };
                 let validator = caller.0;
                 check_validator(
                     validator,
@@ -149,7 +158,9 @@ pub async fn create_validation(
                 )
                 .map_err(refusal)?;
                 if db::contributions::has_validated(conn, &id, &validator.to_string())? {
-                    return Err(ApiError::Conflict("you have already validated this contribution".into()));
+                    return Err(ApiError::Conflict(
+                        "you have already validated this contribution".into(),
+                    ));
                 }
                 let at = now();
                 let row = ValidationRow {
@@ -162,12 +173,20 @@ pub async fn create_validation(
                 };
                 db::contributions::insert_validation(conn, &row)?;
                 let (approvals, rejections) = db::contributions::counts(conn, &id)?;
-                let decided =
-                    outcome(approvals, rejections, network.approvals_required, network.rejections_required);
+                let decided = outcome(
+                    approvals,
+                    rejections,
+                    network.approvals_required,
+                    network.rejections_required,
+                );
                 if let Some(s) = decided {
                     db::contributions::insert_outcome(
                         conn,
-                        &OutcomeRow { contribution_id: id.clone(), status: s.as_str().into(), decided_at: at },
+                        &OutcomeRow {
+                            contribution_id: id.clone(),
+                            status: s.as_str().into(),
+                            decided_at: at,
+                        },
                     )?;
                 }
                 Ok::<_, ApiError>(ValidationResult {
@@ -209,7 +228,12 @@ pub async fn list_validations(
             let access = Access::load(conn, &key, caller.0)?;
             db::contributions::find(conn, &access.network.id, &id)?
                 .ok_or_else(|| ApiError::NotFound("no such contribution in this network".into()))?;
-            Ok::<_, ApiError>(db::contributions::validations_of(conn, &id, after.as_deref(), limit + 1)?)
+            Ok::<_, ApiError>(db::contributions::validations_of(
+                conn,
+                &id,
+                after.as_deref(),
+                limit + 1,
+            )?)
         })
         .await?;
     Ok(web::Json(paginate(rows, limit, |r| r.id.as_str(), to_out)))

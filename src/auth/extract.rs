@@ -30,11 +30,15 @@ pub fn caller_of(req: &HttpRequest) -> Result<Option<AgentId>, ApiError> {
         .strip_prefix("Bearer ")
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| ApiError::Unauthenticated("Authorization must be 'Bearer <token>'".into()))?;
+        .ok_or_else(|| {
+            ApiError::Unauthenticated("Authorization must be 'Bearer <token>'".into())
+        })?;
     let keys = req
         .app_data::<web::Data<Arc<TokenKeys>>>()
         .ok_or_else(|| ApiError::Internal("token keys not configured".into()))?;
-    keys.verify(token).map(Some).map_err(ApiError::Unauthenticated)
+    keys.verify(token)
+        .map(Some)
+        .map_err(ApiError::Unauthenticated)
 }
 
 impl FromRequest for Caller {
@@ -52,8 +56,11 @@ impl FromRequest for Authenticated {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         ready(caller_of(req).and_then(|c| {
-            c.map(Authenticated)
-                .ok_or_else(|| ApiError::Unauthenticated("this request needs 'Authorization: Bearer <token>'".into()))
+            c.map(Authenticated).ok_or_else(|| {
+                ApiError::Unauthenticated(
+                    "this request needs 'Authorization: Bearer <token>'".into(),
+                )
+            })
         }))
     }
 }

@@ -61,16 +61,18 @@ impl TokenKeys {
         let mut secrets = vec![(config.jwt_kid.clone(), current.clone())];
         if let Some(prev) = &config.jwt_previous_keys {
             for pair in prev.split(',').filter(|p| !p.trim().is_empty()) {
-                let (kid, secret) = pair
-                    .split_once('=')
-                    .ok_or("HOLOPTIC_JWT_PREVIOUS_KEYS must be kid=secret pairs separated by commas")?;
+                let (kid, secret) = pair.split_once('=').ok_or(
+                    "HOLOPTIC_JWT_PREVIOUS_KEYS must be kid=secret pairs separated by commas",
+                )?;
                 secrets.push((kid.trim().to_owned(), secret.trim().to_owned()));
             }
         }
         let mut decoding = HashMap::new();
         for (kid, secret) in &secrets {
             if secret.len() < MIN_SECRET_BYTES {
-                return Err(format!("JWT secret for kid {kid} must be at least {MIN_SECRET_BYTES} bytes"));
+                return Err(format!(
+                    "JWT secret for kid {kid} must be at least {MIN_SECRET_BYTES} bytes"
+                ));
             }
             decoding.insert(kid.clone(), DecodingKey::from_secret(secret.as_bytes()));
         }
@@ -113,12 +115,16 @@ impl TokenKeys {
 
     /// Verifies a token and returns its agent. The error says why, for the 401's detail.
     pub fn verify(&self, token: &str) -> Result<AgentId, String> {
-        let header = jsonwebtoken::decode_header(token).map_err(|_| "malformed token".to_owned())?;
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|_| "malformed token".to_owned())?;
         if header.alg != Algorithm::HS256 {
             return Err("token algorithm not accepted".into());
         }
         let kid = header.kid.ok_or("token has no kid")?;
-        let key = self.decoding.get(&kid).ok_or("token signed with an unknown key")?;
+        let key = self
+            .decoding
+            .get(&kid)
+            .ok_or("token signed with an unknown key")?;
         let data = jsonwebtoken::decode::<Claims>(token, key, &self.validation).map_err(|e| {
             use jsonwebtoken::errors::ErrorKind as K;
             match e.kind() {
@@ -131,6 +137,9 @@ impl TokenKeys {
                 _ => "invalid token".to_owned(),
             }
         })?;
-        data.claims.sub.parse().map_err(|_| "token subject is not an agent id".to_owned())
+        data.claims
+            .sub
+            .parse()
+            .map_err(|_| "token subject is not an agent id".to_owned())
     }
 }

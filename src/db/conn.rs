@@ -41,11 +41,19 @@ impl DatabaseUrl {
     /// Parses `postgres://…`, `postgresql://…`, `sqlite://path` or `sqlite:path`.
     pub fn parse(url: &str) -> Result<Self, String> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return Ok(Self { kind: BackendKind::Postgres, target: url.to_owned() });
+            return Ok(Self {
+                kind: BackendKind::Postgres,
+                target: url.to_owned(),
+            });
         }
-        let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"));
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"));
         match path {
-            Some(p) if !p.is_empty() => Ok(Self { kind: BackendKind::Sqlite, target: p.to_owned() }),
+            Some(p) if !p.is_empty() => Ok(Self {
+                kind: BackendKind::Sqlite,
+                target: p.to_owned(),
+            }),
             _ => Err("DATABASE_URL must start with postgres://, postgresql:// or sqlite://".into()),
         }
     }
@@ -70,7 +78,9 @@ where
                 }
                 Err(err) => {
                     if let Err(rollback) =
-                        <AnyConnection as Connection>::TransactionManager::rollback_transaction(conn)
+                        <AnyConnection as Connection>::TransactionManager::rollback_transaction(
+                            conn,
+                        )
                     {
                         tracing::error!(error = %rollback, "rollback failed");
                     }

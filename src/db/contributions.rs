@@ -36,24 +36,40 @@ pub struct ContributionView {
 
 /// Inserts contributions and their tags with multi-row INSERTs. The multi-backend
 /// connection cannot batch, so this runs the same statement on the concrete connection.
-pub fn insert(conn: &mut AnyConnection, rows: &[ContributionRow], tags: &[TagRow]) -> QueryResult<()> {
+pub fn insert(
+    conn: &mut AnyConnection,
+    rows: &[ContributionRow],
+    tags: &[TagRow],
+) -> QueryResult<()> {
     for chunk in rows.chunks(INSERT_CHUNK) {
         match conn {
-            AnyConnection::Postgres(c) => diesel::insert_into(contributions::table).values(chunk).execute(c)?,
-            AnyConnection::Sqlite(c) => diesel::insert_into(contributions::table).values(chunk).execute(c)?,
+            AnyConnection::Postgres(c) => diesel::insert_into(contributions::table)
+                .values(chunk)
+                .execute(c)?,
+            AnyConnection::Sqlite(c) => diesel::insert_into(contributions::table)
+                .values(chunk)
+                .execute(c)?,
         };
     }
     for chunk in tags.chunks(INSERT_CHUNK) {
         match conn {
-            AnyConnection::Postgres(c) => diesel::insert_into(contribution_tags::table).values(chunk).execute(c)?,
-            AnyConnection::Sqlite(c) => diesel::insert_into(contribution_tags::table).values(chunk).execute(c)?,
+            AnyConnection::Postgres(c) => diesel::insert_into(contribution_tags::table)
+                .values(chunk)
+                .execute(c)?,
+            AnyConnection::Sqlite(c) => diesel::insert_into(contribution_tags::table)
+                .values(chunk)
+                .execute(c)?,
         };
     }
     Ok(())
 }
 
 /// Finds a contribution of a network.
-pub fn find(conn: &mut AnyConnection, network_id: &str, id: &str) -> QueryResult<Option<ContributionRow>> {
+pub fn find(
+    conn: &mut AnyConnection,
+    network_id: &str,
+    id: &str,
+) -> QueryResult<Option<ContributionRow>> {
     contributions::table
         .filter(contributions::network_id.eq(network_id))
         .filter(contributions::id.eq(id))
@@ -63,7 +79,11 @@ pub fn find(conn: &mut AnyConnection, network_id: &str, id: &str) -> QueryResult
 }
 
 /// Which of `ids` exist in `network_id` (to check `cites` and `corrects` targets).
-pub fn existing(conn: &mut AnyConnection, network_id: &str, ids: &[String]) -> QueryResult<Vec<ContributionRow>> {
+pub fn existing(
+    conn: &mut AnyConnection,
+    network_id: &str,
+    ids: &[String],
+) -> QueryResult<Vec<ContributionRow>> {
     contributions::table
         .filter(contributions::network_id.eq(network_id))
         .filter(contributions::id.eq_any(ids))
@@ -77,11 +97,17 @@ pub fn corrected(conn: &mut AnyConnection, ids: &[String]) -> QueryResult<HashMa
         .filter(contributions::corrects.eq_any(ids))
         .select((contributions::corrects, contributions::id))
         .load(conn)?;
-    Ok(pairs.into_iter().filter_map(|(target, by)| target.map(|t| (t, by))).collect())
+    Ok(pairs
+        .into_iter()
+        .filter_map(|(target, by)| target.map(|t| (t, by)))
+        .collect())
 }
 
 /// Adds tags, statuses and validation counts to rows.
-pub fn views(conn: &mut AnyConnection, rows: Vec<ContributionRow>) -> QueryResult<Vec<ContributionView>> {
+pub fn views(
+    conn: &mut AnyConnection,
+    rows: Vec<ContributionRow>,
+) -> QueryResult<Vec<ContributionView>> {
     let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
     let mut tags: HashMap<String, Vec<String>> = HashMap::new();
     for t in contribution_tags::table
@@ -94,7 +120,10 @@ pub fn views(conn: &mut AnyConnection, rows: Vec<ContributionRow>) -> QueryResul
     }
     let outcomes: HashMap<String, String> = contribution_outcomes::table
         .filter(contribution_outcomes::contribution_id.eq_any(&ids))
-        .select((contribution_outcomes::contribution_id, contribution_outcomes::status))
+        .select((
+            contribution_outcomes::contribution_id,
+            contribution_outcomes::status,
+        ))
         .load::<(String, String)>(conn)?
         .into_iter()
         .collect();
@@ -102,7 +131,11 @@ pub fn views(conn: &mut AnyConnection, rows: Vec<ContributionRow>) -> QueryResul
     let counts: Vec<(String, String, i64)> = validations::table
         .filter(validations::contribution_id.eq_any(&ids))
         .group_by((validations::contribution_id, validations::decision))
-        .select((validations::contribution_id, validations::decision, diesel::dsl::count_star()))
+        .select((
+            validations::contribution_id,
+            validations::decision,
+            diesel::dsl::count_star(),
+        ))
         .load(conn)?;
     let mut views = Vec::with_capacity(rows.len());
     for row in rows {
@@ -116,7 +149,10 @@ pub fn views(conn: &mut AnyConnection, rows: Vec<ContributionRow>) -> QueryResul
         let status = if by.is_some() {
             Status::Superseded
         } else {
-            outcomes.get(&row.id).and_then(|s| Status::from_db(s)).unwrap_or(Status::Pending)
+            outcomes
+                .get(&row.id)
+                .and_then(|s| Status::from_db(s))
+                .unwrap_or(Status::Pending)
         };
         views.push(ContributionView {
             tags: tags.remove(&row.id).unwrap_or_default(),
@@ -150,11 +186,20 @@ pub struct ListFilter {
 }
 
 /// A page of a network's contributions, newest first.
-pub fn list(conn: &mut AnyConnection, network_id: &str, f: &ListFilter, limit: i64) -> QueryResult<Vec<ContributionRow>> {
+pub fn list(
+    conn: &mut AnyConnection,
+    network_id: &str,
+    f: &ListFilter,
+    limit: i64,
+) -> QueryResult<Vec<ContributionRow>> {
     let correcting = diesel::alias!(contributions as correcting);
     let superseded_ids = correcting
         .filter(correcting.field(contributions::corrects).is_not_null())
-        .filter(correcting.field(contributions::network_id).eq(network_id.to_owned()))
+        .filter(
+            correcting
+                .field(contributions::network_id)
+                .eq(network_id.to_owned()),
+        )
         .select(correcting.field(contributions::corrects));
     let mut q = contributions::table
         .filter(contributions::network_id.eq(network_id.to_owned()))
@@ -194,7 +239,9 @@ pub fn list(conn: &mut AnyConnection, network_id: &str, f: &ListFilter, limit: i
         Some(Status::Superseded) => q.filter(contributions::id.nullable().eq_any(superseded_ids)),
         Some(Status::Pending) => q
             .filter(contributions::id.nullable().ne_all(superseded_ids))
-            .filter(contributions::id.ne_all(contribution_outcomes::table.select(contribution_outcomes::contribution_id))),
+            .filter(contributions::id.ne_all(
+                contribution_outcomes::table.select(contribution_outcomes::contribution_id),
+            )),
         Some(s @ (Status::Validated | Status::Rejected)) => q
             .filter(contributions::id.nullable().ne_all(superseded_ids))
             .filter(contributions::id.eq_any(decided(s.as_str()))),
@@ -207,7 +254,11 @@ pub fn list(conn: &mut AnyConnection, network_id: &str, f: &ListFilter, limit: i
 /// already hold the database write lock from `BEGIN IMMEDIATE`.
 pub fn lock(conn: &mut AnyConnection, id: &str) -> QueryResult<()> {
     if let AnyConnection::Postgres(pg) = conn {
-        contributions::table.find(id).select(contributions::id).for_update().first::<String>(pg)?;
+        contributions::table
+            .find(id)
+            .select(contributions::id)
+            .for_update()
+            .first::<String>(pg)?;
     }
     Ok(())
 }
@@ -222,7 +273,11 @@ pub fn outcome(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<String>
 }
 
 /// Has `validator` already validated `contribution`?
-pub fn has_validated(conn: &mut AnyConnection, contribution: &str, validator: &str) -> QueryResult<bool> {
+pub fn has_validated(
+    conn: &mut AnyConnection,
+    contribution: &str,
+    validator: &str,
+) -> QueryResult<bool> {
     diesel::select(diesel::dsl::exists(
         validations::table
             .filter(validations::contribution_id.eq(contribution))
@@ -233,7 +288,10 @@ pub fn has_validated(conn: &mut AnyConnection, contribution: &str, validator: &s
 
 /// Stores a validation.
 pub fn insert_validation(conn: &mut AnyConnection, row: &ValidationRow) -> QueryResult<()> {
-    diesel::insert_into(validations::table).values(row).execute(conn).map(|_| ())
+    diesel::insert_into(validations::table)
+        .values(row)
+        .execute(conn)
+        .map(|_| ())
 }
 
 /// (approvals, rejections) of a contribution.
@@ -249,7 +307,10 @@ pub fn counts(conn: &mut AnyConnection, contribution: &str) -> QueryResult<(i64,
 
 /// Records that a contribution was decided.
 pub fn insert_outcome(conn: &mut AnyConnection, row: &OutcomeRow) -> QueryResult<()> {
-    diesel::insert_into(contribution_outcomes::table).values(row).execute(conn).map(|_| ())
+    diesel::insert_into(contribution_outcomes::table)
+        .values(row)
+        .execute(conn)
+        .map(|_| ())
 }
 
 /// A page of a contribution's validations, oldest first.

@@ -13,7 +13,11 @@ pub enum Claim {
     /// First time: go ahead, then `complete`.
     Fresh,
     /// Done before: replay this response.
-    Replay { status: u16, content_type: String, body: String },
+    Replay {
+        status: u16,
+        content_type: String,
+        body: String,
+    },
     /// The first request is still running.
     InProgress,
     /// The key was used with a different request.
@@ -56,8 +60,13 @@ pub fn claim(
         }
         if row.state == "done" {
             return Ok(Claim::Replay {
-                status: row.status_code.and_then(|s| u16::try_from(s).ok()).unwrap_or(200),
-                content_type: row.content_type.unwrap_or_else(|| "application/json".into()),
+                status: row
+                    .status_code
+                    .and_then(|s| u16::try_from(s).ok())
+                    .unwrap_or(200),
+                content_type: row
+                    .content_type
+                    .unwrap_or_else(|| "application/json".into()),
                 body: row.response_body.unwrap_or_default(),
             });
         }
@@ -93,5 +102,7 @@ pub fn complete(
 
 /// Releases a claimed key whose request failed in a way worth retrying (5xx).
 pub fn release(conn: &mut AnyConnection, scope: &str, key: &str) -> QueryResult<()> {
-    diesel::delete(idempotency_keys::table.find((scope, key))).execute(conn).map(|_| ())
+    diesel::delete(idempotency_keys::table.find((scope, key)))
+        .execute(conn)
+        .map(|_| ())
 }

@@ -8,20 +8,36 @@ use super::schema::{agents, api_keys, invites, memberships};
 use super::AnyConnection;
 
 /// Inserts an agent and its API key (hash only).
-pub fn insert_agent(conn: &mut AnyConnection, agent: &AgentRow, key: &ApiKeyRow) -> QueryResult<()> {
-    diesel::insert_into(agents::table).values(agent).execute(conn)?;
-    diesel::insert_into(api_keys::table).values(key).execute(conn)?;
+pub fn insert_agent(
+    conn: &mut AnyConnection,
+    agent: &AgentRow,
+    key: &ApiKeyRow,
+) -> QueryResult<()> {
+    diesel::insert_into(agents::table)
+        .values(agent)
+        .execute(conn)?;
+    diesel::insert_into(api_keys::table)
+        .values(key)
+        .execute(conn)?;
     Ok(())
 }
 
 /// Finds an agent.
 pub fn find_agent(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<AgentRow>> {
-    agents::table.find(id).select(AgentRow::as_select()).first(conn).optional()
+    agents::table
+        .find(id)
+        .select(AgentRow::as_select())
+        .first(conn)
+        .optional()
 }
 
 /// The agent owning the API key with this hash.
 pub fn agent_for_key(conn: &mut AnyConnection, key_hash: &str) -> QueryResult<Option<String>> {
-    api_keys::table.find(key_hash).select(api_keys::agent_id).first(conn).optional()
+    api_keys::table
+        .find(key_hash)
+        .select(api_keys::agent_id)
+        .first(conn)
+        .optional()
 }
 
 /// Updates an agent's profile (profiles are not ledger records).
@@ -36,7 +52,11 @@ pub fn update_agent(conn: &mut AnyConnection, agent: &AgentRow) -> QueryResult<(
 }
 
 /// An agent's membership of a network.
-pub fn membership(conn: &mut AnyConnection, network_id: &str, agent_id: &str) -> QueryResult<Option<MembershipRow>> {
+pub fn membership(
+    conn: &mut AnyConnection,
+    network_id: &str,
+    agent_id: &str,
+) -> QueryResult<Option<MembershipRow>> {
     memberships::table
         .find((network_id, agent_id))
         .select(MembershipRow::as_select())
@@ -46,11 +66,19 @@ pub fn membership(conn: &mut AnyConnection, network_id: &str, agent_id: &str) ->
 
 /// Adds a membership.
 pub fn insert_membership(conn: &mut AnyConnection, row: &MembershipRow) -> QueryResult<()> {
-    diesel::insert_into(memberships::table).values(row).execute(conn).map(|_| ())
+    diesel::insert_into(memberships::table)
+        .values(row)
+        .execute(conn)
+        .map(|_| ())
 }
 
 /// Changes a member's role.
-pub fn set_role(conn: &mut AnyConnection, network_id: &str, agent_id: &str, role: &str) -> QueryResult<()> {
+pub fn set_role(
+    conn: &mut AnyConnection,
+    network_id: &str,
+    agent_id: &str,
+    role: &str,
+) -> QueryResult<()> {
     diesel::update(memberships::table.find((network_id, agent_id)))
         .set(memberships::role.eq(role))
         .execute(conn)
@@ -85,7 +113,11 @@ pub fn list_members(
 }
 
 /// One member with its agent.
-pub fn member(conn: &mut AnyConnection, network_id: &str, agent_id: &str) -> QueryResult<Option<(MembershipRow, AgentRow)>> {
+pub fn member(
+    conn: &mut AnyConnection,
+    network_id: &str,
+    agent_id: &str,
+) -> QueryResult<Option<(MembershipRow, AgentRow)>> {
     memberships::table
         .inner_join(agents::table)
         .filter(memberships::network_id.eq(network_id))
@@ -97,7 +129,10 @@ pub fn member(conn: &mut AnyConnection, network_id: &str, agent_id: &str) -> Que
 
 /// Stores an invite.
 pub fn insert_invite(conn: &mut AnyConnection, row: &InviteRow) -> QueryResult<()> {
-    diesel::insert_into(invites::table).values(row).execute(conn).map(|_| ())
+    diesel::insert_into(invites::table)
+        .values(row)
+        .execute(conn)
+        .map(|_| ())
 }
 
 /// Marks an unused, unexpired invite of `network_id` as used by `agent_id` and returns it.
@@ -121,5 +156,9 @@ pub fn take_invite(
     if taken == 0 {
         return Ok(None);
     }
-    invites::table.find(code_hash).select(InviteRow::as_select()).first(conn).optional()
+    invites::table
+        .find(code_hash)
+        .select(InviteRow::as_select())
+        .first(conn)
+        .optional()
 }

@@ -63,7 +63,10 @@ impl Db {
             .min_idle(Some(0))
             .connection_timeout(settings.connection_timeout)
             .build_unchecked(conn::Manager::new(url.clone()));
-        Ok(Self { pool, kind: url.kind })
+        Ok(Self {
+            pool,
+            kind: url.kind,
+        })
     }
 
     /// Which backend this pool talks to.
@@ -79,7 +82,9 @@ impl Db {
 
     /// Takes a connection synchronously (CLI and start-up only).
     pub fn get(&self) -> Result<r2d2::PooledConnection<conn::Manager>, DbError> {
-        self.pool.get().map_err(|e| DbError::Unavailable(e.to_string()))
+        self.pool
+            .get()
+            .map_err(|e| DbError::Unavailable(e.to_string()))
     }
 
     /// Runs `f` with a pooled connection on the blocking thread pool.
@@ -91,7 +96,9 @@ impl Db {
     {
         let pool = self.pool.clone();
         tokio::task::spawn_blocking(move || {
-            let mut conn = pool.get().map_err(|e| DbError::Unavailable(e.to_string()))?;
+            let mut conn = pool
+                .get()
+                .map_err(|e| DbError::Unavailable(e.to_string()))?;
             f(&mut conn)
         })
         .await

@@ -13,18 +13,28 @@ pub fn insert(
     currencies: &[CurrencyRow],
     steward: &MembershipRow,
 ) -> QueryResult<()> {
-    diesel::insert_into(networks::table).values(network).execute(conn)?;
+    diesel::insert_into(networks::table)
+        .values(network)
+        .execute(conn)?;
     for c in currencies {
-        diesel::insert_into(network_currencies::table).values(c).execute(conn)?;
+        diesel::insert_into(network_currencies::table)
+            .values(c)
+            .execute(conn)?;
     }
-    diesel::insert_into(memberships::table).values(steward).execute(conn)?;
+    diesel::insert_into(memberships::table)
+        .values(steward)
+        .execute(conn)?;
     Ok(())
 }
 
 /// Finds a network by id or by slug.
 pub fn find(conn: &mut AnyConnection, id_or_slug: &str) -> QueryResult<Option<NetworkRow>> {
     networks::table
-        .filter(networks::id.eq(id_or_slug).or(networks::slug.eq(id_or_slug)))
+        .filter(
+            networks::id
+                .eq(id_or_slug)
+                .or(networks::slug.eq(id_or_slug)),
+        )
         .select(NetworkRow::as_select())
         .first(conn)
         .optional()
@@ -32,7 +42,10 @@ pub fn find(conn: &mut AnyConnection, id_or_slug: &str) -> QueryResult<Option<Ne
 
 /// Is this slug taken?
 pub fn slug_taken(conn: &mut AnyConnection, slug: &str) -> QueryResult<bool> {
-    diesel::select(diesel::dsl::exists(networks::table.filter(networks::slug.eq(slug)))).get_result(conn)
+    diesel::select(diesel::dsl::exists(
+        networks::table.filter(networks::slug.eq(slug)),
+    ))
+    .get_result(conn)
 }
 
 /// A network's currencies, by code.
@@ -89,7 +102,9 @@ pub fn update(conn: &mut AnyConnection, row: &NetworkRow) -> QueryResult<()> {
 /// Adds currencies to a network.
 pub fn add_currencies(conn: &mut AnyConnection, rows: &[CurrencyRow]) -> QueryResult<()> {
     for c in rows {
-        diesel::insert_into(network_currencies::table).values(c).execute(conn)?;
+        diesel::insert_into(network_currencies::table)
+            .values(c)
+            .execute(conn)?;
     }
     Ok(())
 }

@@ -145,7 +145,10 @@ pub fn parse_decimal(field: &str, raw: &str) -> Result<Decimal, FieldError> {
         && int.bytes().all(|b| b.is_ascii_digit())
         && (!body.contains('.') || (!frac.is_empty() && frac.bytes().all(|b| b.is_ascii_digit())));
     if !shaped {
-        return Err(FieldError::new(field, "must be a decimal number written as a string, like \"2.5\""));
+        return Err(FieldError::new(
+            field,
+            "must be a decimal number written as a string, like \"2.5\"",
+        ));
     }
     Decimal::from_str_exact(raw)
         .map(|d| d.normalize())
@@ -158,7 +161,9 @@ fn parse_label(field: &str, raw: &str) -> Result<String, FieldError> {
     let ok = !raw.is_empty()
         && raw.len() <= 40
         && raw.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && raw.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.:-".contains(c));
+        && raw
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.:-".contains(c));
     if ok {
         Ok(raw.to_owned())
     } else {
@@ -182,7 +187,9 @@ fn check_unit(kind: Kind, unit: &str, currencies: &[Currency]) -> Result<Option<
         Kind::Other => {
             !unit.is_empty()
                 && unit.len() <= 32
-                && unit.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+                && unit
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
         }
     };
     if fits {
@@ -205,7 +212,10 @@ fn check_unit(kind: Kind, unit: &str, currencies: &[Currency]) -> Result<Option<
         Kind::Relationship => "\"each\" or one of the network's currency codes".to_owned(),
         Kind::Other => "1-32 characters of a-z, 0-9 and '_'".to_owned(),
     };
-    Err(FieldError::new("unit", format!("does not fit kind {}: expected {expected}", kind.as_str())))
+    Err(FieldError::new(
+        "unit",
+        format!("does not fit kind {}: expected {expected}", kind.as_str()),
+    ))
 }
 
 fn check_quantity(kind: Kind, quantity: Decimal, scale_limit: u32) -> Result<(), FieldError> {
@@ -216,23 +226,44 @@ fn check_quantity(kind: Kind, quantity: Decimal, scale_limit: u32) -> Result<(),
         return Err(FieldError::new("quantity", "must be less than 10000000000"));
     }
     if kind == Kind::Work && quantity > MAX_WORK_HOURS {
-        return Err(FieldError::new("quantity", "must be at most 10000 hours for one work contribution"));
+        return Err(FieldError::new(
+            "quantity",
+            "must be at most 10000 hours for one work contribution",
+        ));
     }
     if quantity.scale() > scale_limit {
-        return Err(FieldError::new("quantity", format!("must have at most {scale_limit} fraction digits")));
+        return Err(FieldError::new(
+            "quantity",
+            format!("must have at most {scale_limit} fraction digits"),
+        ));
     }
     Ok(())
 }
 
 /// Checks everything about one contribution that needs no database. Errors name fields
 /// relative to the contribution (callers add a batch index).
-pub fn parse(raw: RawContribution, currencies: &[Currency], now: DateTime<Utc>) -> Result<ContributionDraft, FieldError> {
+pub fn parse(
+    raw: RawContribution,
+    currencies: &[Currency],
+    now: DateTime<Utc>,
+) -> Result<ContributionDraft, FieldError> {
     let quantity = parse_decimal("quantity", &raw.quantity)?;
     let currency_scale = check_unit(raw.kind, &raw.unit, currencies)?;
-    check_quantity(raw.kind, quantity, currency_scale.unwrap_or(MAX_FRACTION_DIGITS))?;
-    let skill = raw.skill.as_deref().map(|s| parse_label("skill", s)).transpose()?;
+    check_quantity(
+        raw.kind,
+        quantity,
+        currency_scale.unwrap_or(MAX_FRACTION_DIGITS),
+    )?;
+    let skill = raw
+        .skill
+        .as_deref()
+        .map(|s| parse_label("skill", s))
+        .transpose()?;
     if raw.tags.len() > MAX_TAGS {
-        return Err(FieldError::new("tags", format!("must have at most {MAX_TAGS} entries")));
+        return Err(FieldError::new(
+            "tags",
+            format!("must have at most {MAX_TAGS} entries"),
+        ));
     }
     let mut tags: Vec<String> = Vec::with_capacity(raw.tags.len());
     for (i, tag) in raw.tags.iter().enumerate() {
@@ -248,7 +279,10 @@ pub fn parse(raw: RawContribution, currencies: &[Currency], now: DateTime<Utc>) 
     }
     match (raw.kind, raw.cites) {
         (Kind::Citation, None) => {
-            return Err(FieldError::new("cites", "is required for a citation: the contribution it cites"))
+            return Err(FieldError::new(
+                "cites",
+                "is required for a citation: the contribution it cites",
+            ))
         }
         (k, Some(_)) if k != Kind::Citation => {
             return Err(FieldError::new("cites", "is only allowed on a citation"))
@@ -258,9 +292,15 @@ pub fn parse(raw: RawContribution, currencies: &[Currency], now: DateTime<Utc>) 
     if raw.occurred_at > now + Duration::seconds(CLOCK_SKEW_SECONDS) {
         return Err(FieldError::new("occurred_at", "must not be in the future"));
     }
-    let earliest = Utc.with_ymd_and_hms(1900, 1, 1, 0, 0, 0).single().unwrap_or(DateTime::UNIX_EPOCH);
+    let earliest = Utc
+        .with_ymd_and_hms(1900, 1, 1, 0, 0, 0)
+        .single()
+        .unwrap_or(DateTime::UNIX_EPOCH);
     if raw.occurred_at < earliest {
-        return Err(FieldError::new("occurred_at", "must not be before 1900-01-01"));
+        return Err(FieldError::new(
+            "occurred_at",
+            "must not be before 1900-01-01",
+        ));
     }
     Ok(ContributionDraft {
         agent_id: raw.agent_id,
@@ -280,11 +320,17 @@ pub fn parse(raw: RawContribution, currencies: &[Currency], now: DateTime<Utc>) 
 /// Checks an http(s) URL of bounded length.
 pub fn check_url(field: &str, raw: &str) -> Result<(), FieldError> {
     if raw.len() > MAX_URL_LEN {
-        return Err(FieldError::new(field, format!("must be at most {MAX_URL_LEN} bytes")));
+        return Err(FieldError::new(
+            field,
+            format!("must be at most {MAX_URL_LEN} bytes"),
+        ));
     }
     match url::Url::parse(raw) {
         Ok(u) if (u.scheme() == "https" || u.scheme() == "http") && u.host().is_some() => Ok(()),
-        _ => Err(FieldError::new(field, "must be an absolute http or https URL")),
+        _ => Err(FieldError::new(
+            field,
+            "must be an absolute http or https URL",
+        )),
     }
 }
 
@@ -321,7 +367,10 @@ mod tests {
     }
 
     fn eur() -> Vec<Currency> {
-        vec![Currency { code: "EUR".into(), scale: 2 }]
+        vec![Currency {
+            code: "EUR".into(),
+            scale: 2,
+        }]
     }
 
     fn field_of(r: Result<ContributionDraft, FieldError>) -> String {
@@ -330,26 +379,53 @@ mod tests {
 
     #[test]
     fn decimals_are_strict() {
-        for bad in ["", "1e5", "1_000", "+1", " 1", "1.", ".5", "0x10", "NaN", "1.2.3", "--1"] {
+        for bad in [
+            "", "1e5", "1_000", "+1", " 1", "1.", ".5", "0x10", "NaN", "1.2.3", "--1",
+        ] {
             assert!(parse_decimal("q", bad).is_err(), "{bad:?}");
         }
         assert_eq!(parse_decimal("q", "2.50").ok(), decimal("2.5"));
-        assert!(parse_decimal("q", "12345678901234567890123456789").is_err());
+        assert!(parse_decimal("q", "99999999999999999999999999999").is_err());
+        assert!(parse_decimal("q", "1.23456789012345678901234567890").is_err());
     }
 
     #[test]
     fn quantity_bounds_and_units() {
         let now = Utc::now();
         assert!(parse(raw(Kind::Work, "2.5", "hours"), &eur(), now).is_ok());
-        assert_eq!(field_of(parse(raw(Kind::Work, "0", "hours"), &eur(), now)), "quantity");
-        assert_eq!(field_of(parse(raw(Kind::Work, "-1", "hours"), &eur(), now)), "quantity");
-        assert_eq!(field_of(parse(raw(Kind::Work, "10001", "hours"), &eur(), now)), "quantity");
-        assert_eq!(field_of(parse(raw(Kind::Other, "10000000000", "x"), &eur(), now)), "quantity");
-        assert_eq!(field_of(parse(raw(Kind::Work, "2", "kg"), &eur(), now)), "unit");
-        assert_eq!(field_of(parse(raw(Kind::Cash, "10.001", "EUR"), &eur(), now)), "quantity");
+        assert_eq!(
+            field_of(parse(raw(Kind::Work, "0", "hours"), &eur(), now)),
+            "quantity"
+        );
+        assert_eq!(
+            field_of(parse(raw(Kind::Work, "-1", "hours"), &eur(), now)),
+            "quantity"
+        );
+        assert_eq!(
+            field_of(parse(raw(Kind::Work, "10001", "hours"), &eur(), now)),
+            "quantity"
+        );
+        assert_eq!(
+            field_of(parse(raw(Kind::Other, "10000000000", "x"), &eur(), now)),
+            "quantity"
+        );
+        assert_eq!(
+            field_of(parse(raw(Kind::Work, "2", "kg"), &eur(), now)),
+            "unit"
+        );
+        assert_eq!(
+            field_of(parse(raw(Kind::Cash, "10.001", "EUR"), &eur(), now)),
+            "quantity"
+        );
         assert!(parse(raw(Kind::Cash, "10.01", "EUR"), &eur(), now).is_ok());
-        assert_eq!(field_of(parse(raw(Kind::Cash, "10", "USD"), &eur(), now)), "unit");
-        assert_eq!(field_of(parse(raw(Kind::Citation, "1", "each"), &eur(), now)), "cites");
+        assert_eq!(
+            field_of(parse(raw(Kind::Cash, "10", "USD"), &eur(), now)),
+            "unit"
+        );
+        assert_eq!(
+            field_of(parse(raw(Kind::Citation, "1", "each"), &eur(), now)),
+            "cites"
+        );
     }
 
     #[test]

@@ -19,12 +19,18 @@ pub struct FieldError {
 impl FieldError {
     /// A problem with `field`.
     pub fn new(field: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self { field: field.into(), detail: detail.into() }
+        Self {
+            field: field.into(),
+            detail: detail.into(),
+        }
     }
 
     /// The same problem, reported under `prefix` (e.g. a batch item's index).
     pub fn within(self, prefix: &str) -> Self {
-        Self { field: format!("{prefix}.{}", self.field), detail: self.detail }
+        Self {
+            field: format!("{prefix}.{}", self.field),
+            detail: self.detail,
+        }
     }
 }
 
@@ -32,13 +38,25 @@ impl FieldError {
 pub fn bounded_text(field: &str, value: &str, min: usize, max: usize) -> Result<(), FieldError> {
     let len = value.chars().count();
     if len < min {
-        return Err(FieldError::new(field, format!("must have at least {min} characters")));
+        return Err(FieldError::new(
+            field,
+            format!("must have at least {min} characters"),
+        ));
     }
     if len > max {
-        return Err(FieldError::new(field, format!("must have at most {max} characters")));
+        return Err(FieldError::new(
+            field,
+            format!("must have at most {max} characters"),
+        ));
     }
-    if value.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
-        return Err(FieldError::new(field, "must not contain control characters"));
+    if value
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(FieldError::new(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(())
 }

@@ -20,8 +20,15 @@ pub struct Slug(String);
 impl Slug {
     /// Parses a slug.
     pub fn parse(field: &str, raw: &str) -> Result<Self, FieldError> {
-        let ok_chars = raw.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-        if raw.len() < 3 || raw.len() > 64 || !ok_chars || raw.starts_with('-') || raw.ends_with('-') {
+        let ok_chars = raw
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if raw.len() < 3
+            || raw.len() > 64
+            || !ok_chars
+            || raw.starts_with('-')
+            || raw.ends_with('-')
+        {
             return Err(FieldError::new(
                 field,
                 "must be 3-64 characters of a-z, 0-9 and '-', not starting or ending with '-'",
@@ -129,7 +136,9 @@ impl Currency {
     pub fn parse(field: &str, code: &str, scale: i64) -> Result<Self, FieldError> {
         let shaped = code.len() >= 2
             && code.len() <= 12
-            && code.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+            && code
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
             && code.starts_with(|c: char| c.is_ascii_uppercase());
         if !shaped {
             return Err(FieldError::new(
@@ -141,22 +150,34 @@ impl Currency {
             .ok()
             .filter(|s| *s <= MAX_CURRENCY_SCALE)
             .ok_or_else(|| {
-                FieldError::new(format!("{field}.scale"), format!("must be 0 to {MAX_CURRENCY_SCALE}"))
+                FieldError::new(
+                    format!("{field}.scale"),
+                    format!("must be 0 to {MAX_CURRENCY_SCALE}"),
+                )
             })?;
-        Ok(Self { code: code.to_owned(), scale })
+        Ok(Self {
+            code: code.to_owned(),
+            scale,
+        })
     }
 }
 
 /// Parses a list of currencies: bounded, codes unique.
 pub fn parse_currencies(field: &str, raw: &[(String, i64)]) -> Result<Vec<Currency>, FieldError> {
     if raw.len() > MAX_CURRENCIES {
-        return Err(FieldError::new(field, format!("must have at most {MAX_CURRENCIES} entries")));
+        return Err(FieldError::new(
+            field,
+            format!("must have at most {MAX_CURRENCIES} entries"),
+        ));
     }
     let mut out: Vec<Currency> = Vec::with_capacity(raw.len());
     for (i, (code, scale)) in raw.iter().enumerate() {
         let c = Currency::parse(&format!("{field}[{i}]"), code, *scale)?;
         if out.iter().any(|o| o.code == c.code) {
-            return Err(FieldError::new(format!("{field}[{i}].code"), "is listed twice"));
+            return Err(FieldError::new(
+                format!("{field}[{i}].code"),
+                "is listed twice",
+            ));
         }
         out.push(c);
     }
@@ -178,7 +199,14 @@ mod tests {
     #[test]
     fn slugs() {
         assert!(Slug::parse("slug", "fab-lab-2").is_ok());
-        for bad in ["ab", "-ab", "ab-", "Fab", "fab lab", "0191f3a2-0000-7000-8000-000000000000"] {
+        for bad in [
+            "ab",
+            "-ab",
+            "ab-",
+            "Fab",
+            "fab lab",
+            "0191f3a2-0000-7000-8000-000000000000",
+        ] {
             assert!(Slug::parse("slug", bad).is_err(), "{bad}");
         }
     }

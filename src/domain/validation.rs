@@ -54,7 +54,12 @@ pub fn check_validator(
 /// The status a pending contribution reaches with these counts, if decided. Approval wins
 /// when a single validation would reach both thresholds at once (it cannot: each
 /// validation adds to one count only, and the check runs after every one).
-pub fn outcome(approvals: i64, rejections: i64, approvals_required: i32, rejections_required: i32) -> Option<Status> {
+pub fn outcome(
+    approvals: i64,
+    rejections: i64,
+    approvals_required: i32,
+    rejections_required: i32,
+) -> Option<Status> {
     if approvals >= i64::from(approvals_required) {
         Some(Status::Validated)
     } else if rejections >= i64::from(rejections_required) {
@@ -78,10 +83,20 @@ mod tests {
 
     #[test]
     fn who_may_validate() {
-        let (a, b, c) = (AgentId::generate(), AgentId::generate(), AgentId::generate());
+        let (a, b, c) = (
+            AgentId::generate(),
+            AgentId::generate(),
+            AgentId::generate(),
+        );
         assert!(check_validator(b, Role::Member, a, a, Status::Pending).is_ok());
-        assert_eq!(check_validator(a, Role::Member, a, a, Status::Pending), Err(Refusal::OwnContribution));
-        assert_eq!(check_validator(c, Role::Steward, a, c, Status::Pending), Err(Refusal::OwnContribution));
+        assert_eq!(
+            check_validator(a, Role::Member, a, a, Status::Pending),
+            Err(Refusal::OwnContribution)
+        );
+        assert_eq!(
+            check_validator(c, Role::Steward, a, c, Status::Pending),
+            Err(Refusal::OwnContribution)
+        );
         assert_eq!(
             check_validator(b, Role::Bot, a, a, Status::Pending),
             Err(Refusal::RoleCannotValidate(Role::Bot))

@@ -17,9 +17,13 @@ impl WalletAddress {
             .filter(|h| h.len() == 40 && h.bytes().all(|b| b.is_ascii_hexdigit()))
             .ok_or_else(|| FieldError::new(field, "must be 0x followed by 40 hex digits"))?;
         let checksummed = to_checksum(hex_part);
-        let single_case = hex_part == hex_part.to_ascii_lowercase() || hex_part == hex_part.to_ascii_uppercase();
+        let single_case =
+            hex_part == hex_part.to_ascii_lowercase() || hex_part == hex_part.to_ascii_uppercase();
         if !single_case && checksummed != raw {
-            return Err(FieldError::new(field, "has a wrong EIP-55 checksum (mixed case must match it)"));
+            return Err(FieldError::new(
+                field,
+                "has a wrong EIP-55 checksum (mixed case must match it)",
+            ));
         }
         Ok(Self(checksummed))
     }
@@ -39,7 +43,11 @@ fn to_checksum(hex_part: &str) -> String {
     for (i, c) in lower.chars().enumerate() {
         let byte = hash[i / 2];
         let nibble = if i % 2 == 0 { byte >> 4 } else { byte & 0x0f };
-        out.push(if nibble >= 8 { c.to_ascii_uppercase() } else { c });
+        out.push(if nibble >= 8 {
+            c.to_ascii_uppercase()
+        } else {
+            c
+        });
     }
     out
 }
@@ -61,7 +69,10 @@ mod tests {
         for v in VECTORS {
             assert_eq!(WalletAddress::parse("w", v).map(|a| a.0).as_deref(), Ok(*v));
             let lower = v.to_ascii_lowercase();
-            assert_eq!(WalletAddress::parse("w", &lower).map(|a| a.0).as_deref(), Ok(*v));
+            assert_eq!(
+                WalletAddress::parse("w", &lower).map(|a| a.0).as_deref(),
+                Ok(*v)
+            );
         }
     }
 

@@ -1,0 +1,603 @@
+//! Contributions: single and batch, corrections, filters, bots, idempotency, bad input.
+
+mod common;
+
+use common::{work, TestApp};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+on_both_backends!(
+    log_and_read,
+    batch_is_all_or_nothing,
+    corrections_supersede,
+    filters_and_pages,
+    bots_record_on_behalf,
+    idempotent_retries,
+    bad_input_writes_nothing,
+    cross_network_access_refused,
+);
+
+const PATH: &str = "/v1/networks/lab/contributions";
+
+async fn log_and_read(app: TestApp) {
+    app.network("lab", json!({})).await;
+    let ada = app.join("lab", "Ada").await;
+    let body = json!({
+        "kind": "work", "quantity": "2.50", "unit": "hours", "skill": "cnc", "tags": ["frame", "v2"],
+        "description": "Milled the frame", "evidence_url": "https://example.org/pr/1",
+        "occurred_at": "2026-01-15T10:00:00.123456789Z"
+    });
+    let c = app.post(PATH, Some(&ada.token), body).await.ok(201);
+    assert_eq!(c["quantity"], "2.5");
+    assert_eq!(c["status"], "pending");
+    assert_eq!(c["agent_id"], json!(ada.id));
+    assert_eq!(c["recorded_by"], json!(ada.id));
+    assert_eq!(c["tags"], json!(["frame", "v2"]));
+    assert_eq!(
+        c["occurred_at"], "2026-01-15T10:00:00.123456Z",
+        "stored to the microsecond on both backends"
+    );
+    let got = app
+        .get(&format!("{PATH}/{}", c["id"].as_str().expect("id")), None)
+        .await
+        .ok(200);
+    assert_eq!(got, c);
+
+    // Exact decimals: cash to the currency's scale, other kinds up to 18 fraction digits.
+    let cash = json!({ "kind": "cash", "quantity": "1234567.89", "unit": "EUR", "occurred_at": "2026-01-15T10:00:00Z" });
+    assert_eq!(
+        app.post(PATH, Some(&ada.token), cash).await.ok(201)["quantity"],
+        "1234567.89"
+    );
+    let fine = json!({ "kind": "material", "quantity": "9999999999.123456789012345678", "unit": "g", "occurred_at": "2026-01-15T10:00:00Z" });
+    assert_eq!(
+        app.post(PATH, Some(&ada.token), fine).await.ok(201)["quantity"],
+        "9999999999.123456789012345678"
+    );
+    // A citation points at an earlier contribution.
+    let cite = json!({ "kind": "citation", "quantity": "1", "unit": "each", "cites": c["id"], "occurred_at": "2026-01-16T10:00:00Z" });
+    assert_eq!(
+        app.post(PATH, Some(&ada.token), cite).await.ok(201)["cites"],
+        c["id"]
+    );
+}
+
+async fn batch_is_all_or_nothing(app: TestApp) {
+    app.network("lab", json!({})).await;
+    let ada = app.join("lab", "Ada").await;
+    let items: Vec<Value> = (1..=1000)
+        .map(|i| work(&format!("{}.25", i % 7 + 1)))
+        .collect();
+    let out = app
+        .post(
+            &format!("{PATH}/batch"),
+            Some(&ada.token),
+            json!({ "items": items }),
+        )
+        .await
+        .ok(201);
+    assert_eq!(out["items"].as_array().map(Vec::len), Some(1000));
+    assert_eq!(app.count_contributions("lab", None).await, 1000);
+
+    // One bad item in the middle: nothing of the batch is written, and the error names it.
+    let mut items: Vec<Value> = (0..10).map(|_| work("1")).collect();
+    items[7] = work("-3");
+    let res = app
+        .post(
+            &format!("{PATH}/batch"),
+            Some(&ada.token),
+            json!({ "items": items }),
+        )
+        .await;
+    res.assert_problem(422, Some("items[7].quantity"));
+    let mut items: Vec<Value> = (0..3).map(|_| work("1")).collect();
+    items[2]["kind"] = json!("dance");
+    app.post(
+        &format!("{PATH}/batch"),
+        Some(&ada.token),
+        json!({ "items": items }),
+    )
+    .await
+    .assert_problem(422, Some("items[2].kind"));
+    assert_eq!(app.count_contributions("lab", None).await, 1000);
+
+    let too_many: Vec<Value> = (0..1001).map(|_| work("1")).collect();
+    app.post(
+        &format!("{PATH}/batch"),
+        Some(&ada.token),
+        json!({ "items": too_many }),
+    )
+    .await
+    .assert_problem(422, Some("items"));
+    app.post(
+        &format!("{PATH}/batch"),
+        Some(&ada.token),
+        json!({ "items": [] }),
+    )
+    .await
+    .assert_problem(422, Some("items"));
+    assert_eq!(app.count_contributions("lab", None).await, 1000);
+}
+
+async fn corrections_supersede(app: TestApp) {
+    let steward = app.network("lab", json!({})).await;
+    let ada = app.join("lab", "Ada").await;
+    let bob = app.join("lab", "Bob").await;
+    let first = app.work("lab", &ada, "3").await;
+    let id = first["id"].as_str().expect("id");
+    // Approved first, then corrected: the original stays visible, superseded.
+    app.post(
+        &format!("{PATH}/{id}/validations"),
+        Some(&bob.token),
+        json!({ "decision": "approve" }),
+    )
+    .await
+    .ok(201);
+    let mut fix = work("2");
+    fix["corrects"] = json!(id);
+    app.post(PATH, Some(&ada.token), fix.clone())
+        .await
+        .assert_problem(422, Some("description"));
+    fix["description"] = json!("It was two hours, not three");
+    app.post(PATH, Some(&bob.token), fix.clone())
+        .await
+        .assert_problem(403, None);
+    let second = app.post(PATH, Some(&ada.token), fix.clone()).await.ok(201);
+    assert_eq!(second["corrects"], json!(id));
+    assert_eq!(second["agent_id"], json!(ada.id));
+    assert_eq!(second["status"], "pending");
+    let old = app.get(&format!("{PATH}/{id}"), None).await.ok(200);
+    assert_eq!(old["status"], "superseded");
+    assert_eq!(old["corrected_by"], second["id"]);
+    assert_eq!(old["quantity"], "3", "never edited in place");
+    // Only the latest version can be corrected, and a superseded one cannot be validated.
+    app.post(PATH, Some(&steward.token), fix)
+        .await
+        .assert_problem(409, None);
+    app.post(
+        &format!("{PATH}/{id}/validations"),
+        Some(&steward.token),
+        json!({ "decision": "reject" }),
+    )
+    .await
+    .assert_problem(409, None);
+    let superseded = app
+        .get(&format!("{PATH}?status=superseded"), None)
+        .await
+        .ok(200);
+    assert_eq!(superseded["items"].as_array().map(Vec::len), Some(1));
+    let pending = app
+        .get(&format!("{PATH}?status=pending"), None)
+        .await
+        .ok(200);
+    assert_eq!(pending["items"][0]["id"], second["id"]);
+    assert_eq!(pending["items"].as_array().map(Vec::len), Some(1));
+    let validated = app
+        .get(&format!("{PATH}?status=validated"), None)
+        .await
+        .ok(200);
+    assert_eq!(
+        validated["items"].as_array().map(Vec::len),
+        Some(0),
+        "superseded wins over validated"
+    );
+}
+
+async fn filters_and_pages(app: TestApp) {
+    app.network("lab", json!({})).await;
+    let ada = app.join("lab", "Ada").await;
+    let bob = app.join("lab", "Bob").await;
+    for i in 0..5 {
+        let mut b = work("1");
+        b["tags"] = json!(["even"]);
+        b["occurred_at"] = json!(format!("2026-01-{:02}T10:00:00Z", i + 1));
+        if i % 2 == 1 {
+            b["tags"] = json!(["odd"]);
+        }
+        app.post(PATH, Some(&ada.token), b).await.ok(201);
+    }
+    let mat = json!({ "kind": "material", "quantity": "3", "unit": "kg", "occurred_at": "2026-02-01T00:00:00Z" });
+    app.post(PATH, Some(&bob.token), mat).await.ok(201);
+    let count = |v: &Value| v["items"].as_array().map_or(0, Vec::len);
+    assert_eq!(
+        count(
+            &app.get(&format!("{PATH}?agent={}", ada.id), None)
+                .await
+                .ok(200)
+        ),
+        5
+    );
+    assert_eq!(
+        count(
+            &app.get(&format!("{PATH}?kind=material"), None)
+                .await
+                .ok(200)
+        ),
+        1
+    );
+    assert_eq!(
+        count(&app.get(&format!("{PATH}?tag=odd"), None).await.ok(200)),
+        2
+    );
+    assert_eq!(
+        count(
+            &app.get(
+                &format!("{PATH}?from=2026-01-02T00:00:00Z&to=2026-01-04T00:00:00Z"),
+                None
+            )
+            .await
+            .ok(200)
+        ),
+        2
+    );
+    // Pages of two, newest first, no overlap, all six seen.
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = app
+            .get(&format!("{PATH}?limit=2{cursor}"), None)
+            .await
+            .ok(200);
+        for item in page["items"].as_array().expect("items") {
+            seen.push(item["id"].as_str().expect("id").to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 6);
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.reverse();
+    assert_eq!(seen, sorted);
+    app.get(&format!("{PATH}?kind=dance"), None)
+        .await
+        .assert_problem(422, Some("kind"));
+    app.get(&format!("{PATH}?status=maybe"), None)
+        .await
+        .assert_problem(422, Some("status"));
+    app.get(&format!("{PATH}?from=yesterday"), None)
+        .await
+        .assert_problem(422, Some("from"));
+    app.get(&format!("{PATH}?agent=bob"), None)
+        .await
+        .assert_problem(422, Some("agent"));
+    app.get(
+        &format!("{PATH}?from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z"),
+        None,
+    )
+    .await
+    .assert_problem(422, Some("to"));
+    app.get(&format!("{PATH}?limit=1000"), None)
+        .await
+        .assert_problem(422, Some("limit"));
+}
+
+async fn bots_record_on_behalf(app: TestApp) {
+    let steward = app.network("lab", json!({})).await;
+    let ada = app.join("lab", "Ada").await;
+    let bot = app.join("lab", "repo-bot").await;
+    app.set_role("lab", &steward, &bot, "bot").await;
+    app.post(PATH, Some(&bot.token), work("1"))
+        .await
+        .assert_problem(422, Some("agent_id"));
+    let mut b = work("1.5");
+    b["agent_id"] = json!(ada.id);
+    let c = app.post(PATH, Some(&bot.token), b.clone()).await.ok(201);
+    assert_eq!(c["agent_id"], json!(ada.id));
+    assert_eq!(c["recorded_by"], json!(bot.id));
+    // Plain members cannot record for others; nobody records for a non-member.
+    app.post(PATH, Some(&ada.token), {
+        let mut x = work("1");
+        x["agent_id"] = json!(bot.id);
+        x
+    })
+    .await
+    .assert_problem(403, None);
+    let outsider = app.agent("Out").await;
+    b["agent_id"] = json!(outsider.id);
+    app.post(PATH, Some(&bot.token), b)
+        .await
+        .assert_problem(422, Some("agent_id"));
+    // Auditors read everything and write nothing.
+    let auditor = app.join("lab", "Aud").await;
+    app.set_role("lab", &steward, &auditor, "auditor").await;
+    app.post(PATH, Some(&auditor.token), work("1"))
+        .await
+        .assert_problem(403, None);
+    assert_eq!(app.count_contributions("lab", None).await, 1);
+}
+
+async fn idempotent_retries(app: TestApp) {
+    app.network("lab", json!({})).await;
+    let ada = app.join("lab", "Ada").await;
+    let key = [("idempotency-key", "retry-1")];
+    let first = app
+        .send(Method::POST, PATH, Some(&ada.token), Some(work("4")), &key)
+        .await;
+    assert_eq!(first.status.as_u16(), 201);
+    let again = app
+        .send(Method::POST, PATH, Some(&ada.token), Some(work("4")), &key)
+        .await;
+    assert_eq!(again.status.as_u16(), 201);
+    assert_eq!(again.body, first.body, "the first response is replayed");
+    assert_eq!(
+        again
+            .headers
+            .get("idempotent-replayed")
+            .and_then(|v| v.to_str().ok()),
+        Some("true")
+    );
+    assert_eq!(app.count_contributions("lab", None).await, 1);
+    // Same key, different body: refused.
+    app.send(Method::POST, PATH, Some(&ada.token), Some(work("5")), &key)
+        .await
+        .assert_problem(422, None);
+    // Same key from another agent is another key.
+    let bob = app.join("lab", "Bob").await;
+    app.send(Method::POST, PATH, Some(&bob.token), Some(work("4")), &key)
+        .await
+        .ok(201);
+    // Batches too.
+    let batch = json!({ "items": [work("1"), work("2")] });
+    let bkey = [("idempotency-key", "batch-1")];
+    let b1 = app
+        .send(
+            Method::POST,
+            &format!("{PATH}/batch"),
+            Some(&ada.token),
+            Some(batch.clone()),
+            &bkey,
+        )
+        .await;
+    let b2 = app
+        .send(
+            Method::POST,
+            &format!("{PATH}/batch"),
+            Some(&ada.token),
+            Some(batch),
+            &bkey,
+        )
+        .await;
+    assert_eq!(b1.body, b2.body);
+    assert_eq!(app.count_contributions("lab", None).await, 4);
+    // Concurrent retries of one request: one write.
+    let mut handles = Vec::new();
+    for _ in 0..8 {
+        let (client, url, token) = (
+            app.client.clone(),
+            format!("{}{PATH}", app.base),
+            ada.token.clone(),
+        );
+        handles.push(tokio::spawn(async move {
+            client
+                .post(url)
+                .bearer_auth(token)
+                .header("idempotency-key", "race")
+                .json(&work("9"))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        }));
+    }
+    let mut statuses = Vec::new();
+    for h in handles {
+        statuses.push(h.await.expect("join").expect("sent"));
+    }
+    assert!(
+        statuses.iter().all(|s| *s == 201 || *s == 409),
+        "{statuses:?}"
+    );
+    assert_eq!(
+        app.count_contributions("lab", None).await,
+        5,
+        "{statuses:?}"
+    );
+    // Keys must be sane.
+    let long = "k".repeat(256);
+    app.send(
+        Method::POST,
+        PATH,
+        Some(&ada.token),
+        Some(work("1")),
+        &[("idempotency-key", long.as_str())],
+    )
+    .await
+    .assert_problem(422, Some("Idempotency-Key"));
+}
+
+async fn bad_input_writes_nothing(app: TestApp) {
+    app.network("lab", json!({})).await;
+    let ada = app.join("lab", "Ada").await;
+    let t = Some(ada.token.as_str());
+    let with = |k: &str, v: Value| {
+        let mut b = work("1");
+        b[k] = v;
+        b
+    };
+    let future = (chrono::Utc::now() + chrono::Duration::days(2)).to_rfc3339();
+    let cases = [
+        (with("quantity", json!("0")), "quantity"),
+        (with("quantity", json!("-1")), "quantity"),
+        (with("quantity", json!("10001")), "quantity"),
+        (with("quantity", json!("99999999999999999999")), "quantity"),
+        (with("quantity", json!("1e3")), "quantity"),
+        (with("quantity", json!("1,5")), "quantity"),
+        (with("quantity", json!("abc")), "quantity"),
+        (with("quantity", json!(1.5)), "quantity"),
+        (with("quantity", json!("0.0000000000000000001")), "quantity"),
+        (with("kind", json!("dance")), "kind"),
+        (with("unit", json!("kg")), "unit"),
+        (
+            json!({ "kind": "cash", "quantity": "1.001", "unit": "EUR", "occurred_at": "2026-01-01T00:00:00Z" }),
+            "quantity",
+        ),
+        (
+            json!({ "kind": "cash", "quantity": "1", "unit": "USD", "occurred_at": "2026-01-01T00:00:00Z" }),
+            "unit",
+        ),
+        (
+            json!({ "kind": "citation", "quantity": "1", "unit": "each", "occurred_at": "2026-01-01T00:00:00Z" }),
+            "cites",
+        ),
+        (with("cites", json!(uuid::Uuid::now_v7())), "cites"),
+        (with("corrects", json!(uuid::Uuid::now_v7())), "corrects"),
+        (with("description", json!("x".repeat(4001))), "description"),
+        (with("skill", json!("Has Spaces")), "skill"),
+        (with("tags", json!(["ok", "ok"])), "tags[1]"),
+        (
+            with(
+                "tags",
+                json!((0..17).map(|i| format!("t{i}")).collect::<Vec<_>>()),
+            ),
+            "tags",
+        ),
+        (with("evidence_url", json!("ftp://x")), "evidence_url"),
+        (
+            with(
+                "evidence_url",
+                json!(format!("https://x.org/{}", "a".repeat(2100))),
+            ),
+            "evidence_url",
+        ),
+        (with("occurred_at", json!(future)), "occurred_at"),
+        (with("occurred_at", json!("last tuesday")), "occurred_at"),
+        (with("agent_id", json!("not-a-uuid")), "agent_id"),
+        (with("surprise", json!(true)), "surprise"),
+        (
+            json!({ "kind": "work", "unit": "hours", "occurred_at": "2026-01-01T00:00:00Z" }),
+            "quantity",
+        ),
+    ];
+    for (body, field) in cases {
+        app.post(PATH, t, body)
+            .await
+            .assert_problem(422, Some(field));
+    }
+    app.send_raw(
+        Method::POST,
+        PATH,
+        t,
+        "application/json",
+        b"{\"kind\": ".to_vec(),
+    )
+    .await
+    .assert_problem(400, None);
+    app.send_raw(
+        Method::POST,
+        PATH,
+        t,
+        "application/xml",
+        b"<work/>".to_vec(),
+    )
+    .await
+    .assert_problem(415, None);
+    let huge = vec![b' '; 5 * 1024 * 1024];
+    app.send_raw(Method::POST, PATH, t, "application/json", huge)
+        .await
+        .assert_problem(413, None);
+    app.get(&format!("{PATH}/not-a-uuid"), None)
+        .await
+        .assert_problem(422, Some("id"));
+    app.get(&format!("{PATH}/{}", uuid::Uuid::now_v7()), None)
+        .await
+        .assert_problem(404, None);
+    app.post("/v1/networks/nowhere/contributions", t, work("1"))
+        .await
+        .assert_problem(404, None);
+    assert_eq!(
+        app.count_contributions("lab", None).await,
+        0,
+        "no bad request wrote anything"
+    );
+}
+
+async fn cross_network_access_refused(app: TestApp) {
+    app.network("lab", json!({})).await;
+    let steward_b = app
+        .network(
+            "other",
+            json!({ "visibility": "members", "join_policy": "invite" }),
+        )
+        .await;
+    let ada = app.join("lab", "Ada").await;
+    let b_member = {
+        let invite = app
+            .post(
+                "/v1/networks/other/invites",
+                Some(&steward_b.token),
+                json!({}),
+            )
+            .await
+            .ok(201);
+        let joined = app
+            .post(
+                "/v1/networks/other/members",
+                None,
+                json!({ "display_name": "Bea", "invite_code": invite["code"] }),
+            )
+            .await
+            .ok(201);
+        let key = joined["api_key"].as_str().expect("key").to_owned();
+        app.token(&key).await
+    };
+    let in_b = app
+        .post(
+            "/v1/networks/other/contributions",
+            Some(&b_member),
+            work("2"),
+        )
+        .await
+        .ok(201);
+    let id = in_b["id"].as_str().expect("id");
+    // Ada (a member of lab only) cannot read, write or validate in other.
+    app.get("/v1/networks/other/contributions", Some(&ada.token))
+        .await
+        .assert_problem(403, None);
+    app.get(
+        &format!("/v1/networks/other/contributions/{id}"),
+        Some(&ada.token),
+    )
+    .await
+    .assert_problem(403, None);
+    app.post(
+        "/v1/networks/other/contributions",
+        Some(&ada.token),
+        work("1"),
+    )
+    .await
+    .assert_problem(403, None);
+    app.post(
+        &format!("/v1/networks/other/contributions/{id}/validations"),
+        Some(&ada.token),
+        json!({ "decision": "approve" }),
+    )
+    .await
+    .assert_problem(403, None);
+    // Nor reach it through her own network's paths.
+    app.get(&format!("{PATH}/{id}"), Some(&ada.token))
+        .await
+        .assert_problem(404, None);
+    app.post(
+        &format!("{PATH}/{id}/validations"),
+        Some(&ada.token),
+        json!({ "decision": "approve" }),
+    )
+    .await
+    .assert_problem(404, None);
+    let mut cite = json!({ "kind": "citation", "quantity": "1", "unit": "each", "occurred_at": "2026-01-01T00:00:00Z" });
+    cite["cites"] = json!(id);
+    app.post(PATH, Some(&ada.token), cite)
+        .await
+        .assert_problem(422, Some("cites"));
+    let still = app
+        .get(
+            &format!("/v1/networks/other/contributions/{id}"),
+            Some(&b_member),
+        )
+        .await
+        .ok(200);
+    assert_eq!(still["approvals"], 0);
+    assert_eq!(still["status"], "pending");
+}
