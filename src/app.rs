@@ -67,7 +67,7 @@ impl Application {
         let port = listener.local_addr().map_err(|e| e.to_string())?.port();
         let keys_data = web::Data::new(keys);
         let mut server = HttpServer::new(move || {
-            let (app, spec) = routes(App::new().into_utoipa_app()).split_for_parts();
+            let (app, spec) = split(routes(App::new().into_utoipa_app()));
             app.app_data(state.clone())
                 .app_data(keys_data.clone())
                 .app_data(metrics.clone())
@@ -120,7 +120,17 @@ where
         .service(api::health::metrics)
 }
 
+/// Separates the app from its finished OpenAPI document.
+fn split<T>(app: UtoipaApp<T>) -> (App<T>, utoipa::openapi::OpenApi)
+where
+    T: ServiceFactory<ServiceRequest, Config = (), Error = actix_web::Error, InitError = ()>,
+{
+    let (app, mut spec) = app.split_for_parts();
+    api::docs::document_idempotency(&mut spec);
+    (app, spec)
+}
+
 /// The OpenAPI document, built from the same registration as the server.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    routes(App::new().into_utoipa_app()).split_for_parts().1
+    split(routes(App::new().into_utoipa_app())).1
 }

@@ -1,7 +1,9 @@
 //! The OpenAPI document's fixed parts (info, security scheme, tags) and the error responses
 //! shared by the handlers. Paths and their schemas are collected from [`super::configure`].
 
+use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ObjectBuilder, Required, Type};
 use utoipa::{IntoResponses, Modify, OpenApi};
 
 use crate::error::Problem;
@@ -105,4 +107,26 @@ pub enum WriteErrors {
     /// The database is unreachable; retry after `Retry-After` seconds.
     #[response(status = 503, content_type = "application/problem+json")]
     Unavailable(Problem),
+}
+
+/// Documents the `Idempotency-Key` header on every POST and PATCH. Runs on the finished
+/// document, after the paths have been collected from the registered handlers.
+pub fn document_idempotency(spec: &mut utoipa::openapi::OpenApi) {
+    let header = ParameterBuilder::new()
+        .name("Idempotency-Key")
+        .parameter_in(ParameterIn::Header)
+        .required(Required::False)
+        .description(Some(
+            "Client-chosen key (1-255 visible ASCII characters) that makes retries safe: the same key \
+             and body replay the first response; the same key with another body is a 422; a retry \
+             while the first request runs is a 409. Scoped to the caller, method and path.",
+        ))
+        .schema(Some(ObjectBuilder::new().schema_type(Type::String).min_length(Some(1)).max_length(Some(255))))
+        .build();
+    for item in spec.paths.paths.values_mut() {
+        let writes: [&mut Option<Operation>; 2] = [&mut item.post, &mut item.patch];
+        for op in writes.into_iter().flatten() {
+            op.parameters.get_or_insert_with(Vec::new).push(header.clone());
+        }
+    }
 }
