@@ -126,7 +126,9 @@ pub fn document_idempotency(spec: &mut utoipa::openapi::OpenApi) {
     for item in spec.paths.paths.values_mut() {
         let writes: [&mut Option<Operation>; 2] = [&mut item.post, &mut item.patch];
         for op in writes.into_iter().flatten() {
-            op.parameters.get_or_insert_with(Vec::new).push(header.clone());
+            op.parameters
+                .get_or_insert_with(Vec::new)
+                .push(header.clone());
         }
     }
 }
