@@ -1,9 +1,14 @@
 //! Pure domain logic: no actix, no diesel. Input is parsed into these types at the edge
 //! ("parse, don't validate"); every parse error names the field it is about.
 
+pub mod allocation;
 pub mod contribution;
+pub mod distribution;
+pub mod equation;
+pub mod formula;
 pub mod ids;
 pub mod network;
+pub mod presets;
 pub mod validation;
 pub mod wallet;
 
