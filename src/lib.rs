@@ -2,6 +2,7 @@
 //!
 //! Data flows one way: HTTP ([`api`]) → domain types ([`domain`]) → storage ([`db`]) → DTOs.
 
+pub mod accounting;
 pub mod api;
 pub mod app;
 pub mod auth;

@@ -31,6 +31,10 @@ use crate::error::Problem;
         (name = "members", description = "Joining, roles and invites"),
         (name = "contributions", description = "Append-only economic events"),
         (name = "validations", description = "Peer approval or rejection of contributions"),
+        (name = "equations", description = "Value equations: presets and adopted versions"),
+        (name = "governance", description = "Proposals, votes and what-if tables"),
+        (name = "distributions", description = "Income, distribution previews, commits, payouts and verification"),
+        (name = "shares", description = "Members' value shares"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
 )]

@@ -6,12 +6,16 @@
 pub mod agents;
 pub mod auth;
 pub mod contributions;
+pub mod distributions;
 pub mod docs;
+pub mod equations;
 pub mod extract;
 pub mod health;
 pub mod members;
 pub mod middleware;
 pub mod networks;
+pub mod proposals;
+pub mod shares;
 pub mod validations;
 
 use std::sync::Arc;
@@ -61,7 +65,27 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(contributions::list_contributions)
         .service(contributions::get_contribution)
         .service(validations::create_validation)
-        .service(validations::list_validations);
+        .service(validations::list_validations)
+        .service(equations::list_presets)
+        .service(equations::list_equations)
+        .service(equations::get_equation)
+        .service(equations::get_equation_in_force)
+        .service(proposals::create_proposal)
+        .service(proposals::list_proposals)
+        .service(proposals::get_proposal)
+        .service(proposals::create_vote)
+        .service(proposals::fast_track)
+        .service(proposals::what_if)
+        .service(distributions::create_income)
+        .service(distributions::list_income)
+        .service(distributions::preview_distribution)
+        .service(distributions::commit_distribution)
+        .service(distributions::list_distributions)
+        .service(distributions::get_distribution)
+        .service(distributions::verify_distribution)
+        .service(distributions::mark_paid)
+        .service(shares::list_shares)
+        .service(shares::get_share);
 }
 
 /// A page of results and the cursor of the next one.

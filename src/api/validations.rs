@@ -102,8 +102,9 @@ fn refusal(r: Refusal) -> ApiError {
 /// Approve or reject a contribution.
 ///
 /// Members and stewards only, never on their own (or one they recorded). When approvals
-/// reach the network's `approvals_required` the contribution becomes `validated`; when
-/// rejections reach `rejections_required`, `rejected`. Each validator decides once.
+/// reach `approvals_required` the contribution becomes `validated`; when rejections reach
+/// `rejections_required`, `rejected` — the thresholds of the value equation in force, or the
+/// network's own settings before it adopts one. Each validator decides once.
 #[utoipa::path(
     tag = "validations",
     security(("bearer" = [])),
@@ -173,11 +174,13 @@ pub async fn create_validation(
                 };
                 db::contributions::insert_validation(conn, &row)?;
                 let (approvals, rejections) = db::contributions::counts(conn, &id)?;
+                let (approvals_required, rejections_required) =
+                    crate::accounting::thresholds(conn, &network)?;
                 let decided = outcome(
                     approvals,
                     rejections,
-                    network.approvals_required,
-                    network.rejections_required,
+                    approvals_required,
+                    rejections_required,
                 );
                 if let Some(s) = decided {
                     db::contributions::insert_outcome(

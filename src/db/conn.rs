@@ -70,6 +70,12 @@ where
     match conn {
         AnyConnection::Postgres(_) => conn.transaction(f),
         AnyConnection::Sqlite(inner) => {
+            // Inside an open transaction a nested write is a savepoint, as on PostgreSQL.
+            let depth = AnsiTransactionManager::transaction_manager_status_mut(inner)
+                .transaction_depth()?;
+            if depth.is_some() {
+                return conn.transaction(f);
+            }
             AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")?;
             match f(conn) {
                 Ok(value) => {

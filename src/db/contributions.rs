@@ -329,3 +329,65 @@ pub fn validations_of(
     }
     q.order(validations::id).limit(limit).load(conn)
 }
+
+/// Every contribution of a network that occurred by `cutoff` and was recorded by `as_of`,
+/// with its tags and its status as it stood at `as_of` (corrections and outcomes recorded
+/// later are ignored, so a committed distribution can be recomputed exactly).
+pub fn snapshot(
+    conn: &mut AnyConnection,
+    network_id: &str,
+    cutoff: NaiveDateTime,
+    as_of: NaiveDateTime,
+) -> QueryResult<Vec<(ContributionRow, Vec<String>, Status)>> {
+    let rows: Vec<ContributionRow> = contributions::table
+        .filter(contributions::network_id.eq(network_id))
+        .filter(contributions::occurred_at.le(cutoff))
+        .filter(contributions::recorded_at.le(as_of))
+        .order(contributions::id)
+        .select(ContributionRow::as_select())
+        .load(conn)?;
+    let corrected: std::collections::HashSet<String> = contributions::table
+        .filter(contributions::network_id.eq(network_id))
+        .filter(contributions::recorded_at.le(as_of))
+        .filter(contributions::corrects.is_not_null())
+        .select(contributions::corrects)
+        .load::<Option<String>>(conn)?
+        .into_iter()
+        .flatten()
+        .collect();
+    let outcomes: HashMap<String, String> = contribution_outcomes::table
+        .inner_join(contributions::table)
+        .filter(contributions::network_id.eq(network_id))
+        .filter(contribution_outcomes::decided_at.le(as_of))
+        .select((
+            contribution_outcomes::contribution_id,
+            contribution_outcomes::status,
+        ))
+        .load::<(String, String)>(conn)?
+        .into_iter()
+        .collect();
+    let mut tags: HashMap<String, Vec<String>> = HashMap::new();
+    for (id, tag) in contribution_tags::table
+        .inner_join(contributions::table)
+        .filter(contributions::network_id.eq(network_id))
+        .select((contribution_tags::contribution_id, contribution_tags::tag))
+        .load::<(String, String)>(conn)?
+    {
+        tags.entry(id).or_default().push(tag);
+    }
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let status = if corrected.contains(&r.id) {
+                Status::Superseded
+            } else {
+                outcomes
+                    .get(&r.id)
+                    .and_then(|s| Status::from_db(s))
+                    .unwrap_or(Status::Pending)
+            };
+            let t = tags.remove(&r.id).unwrap_or_default();
+            (r, t, status)
+        })
+        .collect())
+}

@@ -5,6 +5,8 @@
 
 pub mod conn;
 pub mod contributions;
+pub mod distributions;
+pub mod equations;
 pub mod idempotency;
 pub mod members;
 pub mod networks;

@@ -138,6 +138,132 @@ pub struct IdempotencyRow {
     pub created_at: NaiveDateTime,
 }
 
+/// `equation_versions`
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = equation_versions)]
+pub struct EquationVersionRow {
+    pub network_id: String,
+    pub version: i32,
+    pub body: String,
+    pub content_hash: String,
+    pub effective_from: NaiveDateTime,
+    pub adopted_at: NaiveDateTime,
+    pub proposal_id: String,
+}
+
+/// `proposals`
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = proposals)]
+pub struct ProposalRow {
+    pub id: String,
+    pub network_id: String,
+    pub proposed_by: String,
+    pub title: String,
+    pub description: String,
+    pub preset: Option<String>,
+    pub body: String,
+    pub content_hash: String,
+    pub effective_from: Option<NaiveDateTime>,
+    pub quorum_percent: String,
+    pub threshold_percent: String,
+    pub fast_track_allowed: bool,
+    pub eligible_voters: i32,
+    pub created_at: NaiveDateTime,
+    pub voting_ends_at: NaiveDateTime,
+}
+
+/// `votes`
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = votes)]
+pub struct VoteRow {
+    pub proposal_id: String,
+    pub voter_id: String,
+    pub vote: String,
+    pub created_at: NaiveDateTime,
+}
+
+/// `proposal_outcomes`
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = proposal_outcomes)]
+pub struct ProposalOutcomeRow {
+    pub proposal_id: String,
+    pub status: String,
+    pub decided_at: NaiveDateTime,
+    pub yes_votes: i32,
+    pub no_votes: i32,
+    pub abstain_votes: i32,
+    pub fast_tracked_by: Option<String>,
+    pub version: Option<i32>,
+}
+
+/// `income_events`
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = income_events)]
+pub struct IncomeRow {
+    pub id: String,
+    pub network_id: String,
+    pub amount: DbDecimal,
+    pub currency: String,
+    pub source: String,
+    pub received_at: NaiveDateTime,
+    pub recorded_by: String,
+    pub recorded_at: NaiveDateTime,
+}
+
+/// `distributions`
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = distributions)]
+pub struct DistributionRow {
+    pub id: String,
+    pub network_id: String,
+    pub income_event_id: String,
+    pub equation_version: i32,
+    pub equation_hash: String,
+    pub cutoff: NaiveDateTime,
+    pub inputs_digest: String,
+    pub amount_minor: DbDecimal,
+    pub currency: String,
+    pub scale: i32,
+    pub committed_by: String,
+    pub committed_at: NaiveDateTime,
+}
+
+/// `distribution_lines`
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = distribution_lines)]
+pub struct LineRow {
+    pub id: String,
+    pub distribution_id: String,
+    pub line_no: i32,
+    pub bucket: String,
+    pub agent_id: Option<String>,
+    pub account: Option<String>,
+    pub weight: DbDecimal,
+    pub exact_share: String,
+    pub amount_minor: DbDecimal,
+    pub leftover: bool,
+}
+
+/// `distribution_claims`
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = distribution_claims)]
+pub struct ClaimRow {
+    pub distribution_id: String,
+    pub bucket: String,
+    pub contribution_id: String,
+    pub amount_minor: DbDecimal,
+}
+
+/// `line_payments`
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = line_payments)]
+pub struct PaymentRow {
+    pub line_id: String,
+    pub reference: String,
+    pub paid_at: NaiveDateTime,
+    pub marked_by: String,
+}
+
 /// Now, in UTC, truncated to microseconds (both backends then store the same value).
 pub fn now() -> NaiveDateTime {
     let t = chrono::Utc::now();

@@ -124,11 +124,142 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    equation_versions (network_id, version) {
+        network_id -> Text,
+        version -> Integer,
+        body -> Text,
+        content_hash -> Text,
+        effective_from -> Timestamp,
+        adopted_at -> Timestamp,
+        proposal_id -> Text,
+    }
+}
+
+diesel::table! {
+    proposals (id) {
+        id -> Text,
+        network_id -> Text,
+        proposed_by -> Text,
+        title -> Text,
+        description -> Text,
+        preset -> Nullable<Text>,
+        body -> Text,
+        content_hash -> Text,
+        effective_from -> Nullable<Timestamp>,
+        quorum_percent -> Text,
+        threshold_percent -> Text,
+        fast_track_allowed -> Bool,
+        eligible_voters -> Integer,
+        created_at -> Timestamp,
+        voting_ends_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    votes (proposal_id, voter_id) {
+        proposal_id -> Text,
+        voter_id -> Text,
+        vote -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    proposal_outcomes (proposal_id) {
+        proposal_id -> Text,
+        status -> Text,
+        decided_at -> Timestamp,
+        yes_votes -> Integer,
+        no_votes -> Integer,
+        abstain_votes -> Integer,
+        fast_tracked_by -> Nullable<Text>,
+        version -> Nullable<Integer>,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::Dec;
+
+    income_events (id) {
+        id -> Text,
+        network_id -> Text,
+        amount -> Dec,
+        currency -> Text,
+        source -> Text,
+        received_at -> Timestamp,
+        recorded_by -> Text,
+        recorded_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::Dec;
+
+    distributions (id) {
+        id -> Text,
+        network_id -> Text,
+        income_event_id -> Text,
+        equation_version -> Integer,
+        equation_hash -> Text,
+        cutoff -> Timestamp,
+        inputs_digest -> Text,
+        amount_minor -> Dec,
+        currency -> Text,
+        scale -> Integer,
+        committed_by -> Text,
+        committed_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::Dec;
+
+    distribution_lines (id) {
+        id -> Text,
+        distribution_id -> Text,
+        line_no -> Integer,
+        bucket -> Text,
+        agent_id -> Nullable<Text>,
+        account -> Nullable<Text>,
+        weight -> Dec,
+        exact_share -> Text,
+        amount_minor -> Dec,
+        leftover -> Bool,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::Dec;
+
+    distribution_claims (distribution_id, bucket, contribution_id) {
+        distribution_id -> Text,
+        bucket -> Text,
+        contribution_id -> Text,
+        amount_minor -> Dec,
+    }
+}
+
+diesel::table! {
+    line_payments (line_id) {
+        line_id -> Text,
+        reference -> Text,
+        paid_at -> Timestamp,
+        marked_by -> Text,
+    }
+}
+
 diesel::joinable!(network_currencies -> networks (network_id));
 diesel::joinable!(memberships -> networks (network_id));
 diesel::joinable!(memberships -> agents (agent_id));
 diesel::joinable!(contribution_tags -> contributions (contribution_id));
 diesel::joinable!(contribution_outcomes -> contributions (contribution_id));
+diesel::joinable!(distribution_lines -> distributions (distribution_id));
+diesel::joinable!(line_payments -> distribution_lines (line_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     networks,
@@ -142,4 +273,13 @@ diesel::allow_tables_to_appear_in_same_query!(
     validations,
     contribution_outcomes,
     idempotency_keys,
+    equation_versions,
+    proposals,
+    votes,
+    proposal_outcomes,
+    income_events,
+    distributions,
+    distribution_lines,
+    distribution_claims,
+    line_payments,
 );

@@ -90,11 +90,19 @@ pub fn whole_text(amount: Decimal) -> String {
 
 /// Splits `amount` (whole minor units) among `weights`; `keys[i]` names recipient i for the
 /// tie-break. Parts come back in input order.
-pub fn allocate(amount: Decimal, weights: &[Decimal], keys: &[&[u8]], salt: &[u8]) -> Result<Vec<Part>, AllocError> {
+pub fn allocate(
+    amount: Decimal,
+    weights: &[Decimal],
+    keys: &[&[u8]],
+    salt: &[u8],
+) -> Result<Vec<Part>, AllocError> {
     if amount.is_sign_negative() || amount.fract() != Decimal::ZERO {
         return Err(AllocError::BadAmount);
     }
-    if let Some(i) = weights.iter().position(|w| w.is_sign_negative() && !w.is_zero()) {
+    if let Some(i) = weights
+        .iter()
+        .position(|w| w.is_sign_negative() && !w.is_zero())
+    {
         return Err(AllocError::NegativeWeight(i));
     }
     let scale = weights.iter().map(Decimal::scale).max().unwrap_or(0);
@@ -161,7 +169,11 @@ mod tests {
         let k = keys(ws.len());
         let kr: Vec<&[u8]> = k.iter().map(Vec::as_slice).collect();
         let weights: Vec<Decimal> = ws.iter().map(|w| d(w)).collect();
-        allocate(d(amount), &weights, &kr, salt.as_bytes()).expect("allocates").into_iter().map(|p| p.amount).collect()
+        allocate(d(amount), &weights, &kr, salt.as_bytes())
+            .expect("allocates")
+            .into_iter()
+            .map(|p| p.amount)
+            .collect()
     }
 
     #[test]
@@ -173,9 +185,15 @@ mod tests {
         assert_eq!(parts.iter().filter(|a| **a == d("34")).count(), 1);
         assert_eq!(parts.iter().filter(|a| **a == d("33")).count(), 2);
         // 1000 among 2.5, 7.5 and 0: exactly 250 and 750, and the zero weight gets nothing.
-        assert_eq!(run("1000", &["2.5", "7.5", "0"], "x"), vec![d("250"), d("750"), d("0")]);
+        assert_eq!(
+            run("1000", &["2.5", "7.5", "0"], "x"),
+            vec![d("250"), d("750"), d("0")]
+        );
         // 10 among 3, 3, 4 (W = 10): exact shares 3, 3, 4.
-        assert_eq!(run("10", &["3", "3", "4"], "x"), vec![d("3"), d("3"), d("4")]);
+        assert_eq!(
+            run("10", &["3", "3", "4"], "x"),
+            vec![d("3"), d("3"), d("4")]
+        );
         // 7 among 1, 2 (W = 3): 2.33 and 4.67 → 2 + 5 (largest remainder 2/3 wins).
         assert_eq!(run("7", &["1", "2"], "x"), vec![d("2"), d("5")]);
     }
@@ -194,7 +212,10 @@ mod tests {
     fn budgets_floor_exactly() {
         assert_eq!(mul_div_floor(d("1001"), d("10"), d("100")), Ok(d("100")));
         assert_eq!(mul_div_floor(d("999"), d("33.5"), d("100")), Ok(d("334")));
-        assert_eq!(mul_div_floor(d("79228162514264337593543950335"), d("100"), d("100")), Ok(d("79228162514264337593543950335")));
+        assert_eq!(
+            mul_div_floor(d("79228162514264337593543950335"), d("100"), d("100")),
+            Ok(d("79228162514264337593543950335"))
+        );
         assert_eq!(whole_text(d("12")), "12.000000000000000000");
     }
 
@@ -202,16 +223,29 @@ mod tests {
     fn refuses_bad_input() {
         let k = keys(2);
         let kr: Vec<&[u8]> = k.iter().map(Vec::as_slice).collect();
-        assert_eq!(allocate(d("1.5"), &[d("1"), d("1")], &kr, b""), Err(AllocError::BadAmount));
-        assert_eq!(allocate(d("-1"), &[d("1"), d("1")], &kr, b""), Err(AllocError::BadAmount));
-        assert_eq!(allocate(d("1"), &[d("0"), d("0")], &kr, b""), Err(AllocError::NoWeight));
-        assert_eq!(allocate(d("1"), &[d("1"), d("-1")], &kr, b""), Err(AllocError::NegativeWeight(1)));
+        assert_eq!(
+            allocate(d("1.5"), &[d("1"), d("1")], &kr, b""),
+            Err(AllocError::BadAmount)
+        );
+        assert_eq!(
+            allocate(d("-1"), &[d("1"), d("1")], &kr, b""),
+            Err(AllocError::BadAmount)
+        );
+        assert_eq!(
+            allocate(d("1"), &[d("0"), d("0")], &kr, b""),
+            Err(AllocError::NoWeight)
+        );
+        assert_eq!(
+            allocate(d("1"), &[d("1"), d("-1")], &kr, b""),
+            Err(AllocError::NegativeWeight(1))
+        );
     }
 
     fn weight() -> impl Strategy<Value = Decimal> {
         prop_oneof![
             Just(Decimal::ZERO),
-            (0u64..1_000_000_000u64, 0u32..10).prop_map(|(m, s)| Decimal::new(i64::try_from(m).unwrap_or(0), s)),
+            (0u64..1_000_000_000u64, 0u32..10)
+                .prop_map(|(m, s)| Decimal::new(i64::try_from(m).unwrap_or(0), s)),
         ]
     }
 

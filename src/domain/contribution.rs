@@ -25,7 +25,9 @@ pub const MAX_URL_LEN: usize = 2048;
 pub const CLOCK_SKEW_SECONDS: i64 = 60;
 
 /// What kind of economic event a contribution is (Valueflows actions in brackets).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     /// Hours of work (`work`); unit `hours`.

@@ -98,13 +98,18 @@ impl From<AllocError> for DistError {
 
 fn in_pool(pool: &Pool, c: &Weighed) -> bool {
     pool.kinds.as_ref().is_none_or(|k| k.contains(&c.kind))
-        && pool.tags.as_ref().is_none_or(|t| c.tags.iter().any(|x| t.contains(x)))
+        && pool
+            .tags
+            .as_ref()
+            .is_none_or(|t| c.tags.iter().any(|x| t.contains(x)))
         && pool.from.is_none_or(|f| c.occurred_at >= f)
         && pool.to.is_none_or(|t| c.occurred_at < t)
 }
 
 fn round_weight(d: Decimal) -> Decimal {
-    d.max(Decimal::ZERO).round_dp_with_strategy(WEIGHT_DIGITS, RoundingStrategy::ToZero).normalize()
+    d.max(Decimal::ZERO)
+        .round_dp_with_strategy(WEIGHT_DIGITS, RoundingStrategy::ToZero)
+        .normalize()
 }
 
 fn checked(v: Option<Decimal>, what: &str) -> Result<Decimal, DistError> {
@@ -112,7 +117,12 @@ fn checked(v: Option<Decimal>, what: &str) -> Result<Decimal, DistError> {
 }
 
 /// Allocates `budget` among agents by weight; returns (lines, placed).
-fn by_agent(bucket: &str, budget: Decimal, weights: &BTreeMap<String, Decimal>, salt: &str) -> Result<Vec<Line>, DistError> {
+fn by_agent(
+    bucket: &str,
+    budget: Decimal,
+    weights: &BTreeMap<String, Decimal>,
+    salt: &str,
+) -> Result<Vec<Line>, DistError> {
     let agents: Vec<&String> = weights.keys().collect();
     let ws: Vec<Decimal> = weights.values().copied().collect();
     let keys: Vec<&[u8]> = agents.iter().map(|a| a.as_bytes()).collect();
@@ -131,19 +141,37 @@ fn by_agent(bucket: &str, budget: Decimal, weights: &BTreeMap<String, Decimal>, 
 }
 
 /// Splits an agent's amount among its claims by weight (for bookkeeping of claim balances).
-fn split_claims(bucket: &str, amount: Decimal, claims: &[(String, Decimal)], salt: &str) -> Result<Vec<ClaimPayment>, DistError> {
+fn split_claims(
+    bucket: &str,
+    amount: Decimal,
+    claims: &[(String, Decimal)],
+    salt: &str,
+) -> Result<Vec<ClaimPayment>, DistError> {
     if claims.iter().all(|(_, w)| w.is_zero()) {
         return Ok(claims
             .iter()
-            .map(|(id, _)| ClaimPayment { bucket: bucket.into(), contribution_id: id.clone(), amount: Decimal::ZERO })
+            .map(|(id, _)| ClaimPayment {
+                bucket: bucket.into(),
+                contribution_id: id.clone(),
+                amount: Decimal::ZERO,
+            })
             .collect());
     }
     let ws: Vec<Decimal> = claims.iter().map(|(_, w)| *w).collect();
     let keys: Vec<&[u8]> = claims.iter().map(|(id, _)| id.as_bytes()).collect();
-    let parts = allocation::allocate(amount, &ws, &keys, format!("{salt}/{bucket}/claims").as_bytes())?;
+    let parts = allocation::allocate(
+        amount,
+        &ws,
+        &keys,
+        format!("{salt}/{bucket}/claims").as_bytes(),
+    )?;
     Ok(parts
         .into_iter()
-        .map(|p| ClaimPayment { bucket: bucket.into(), contribution_id: claims[p.index].0.clone(), amount: p.amount })
+        .map(|p| ClaimPayment {
+            bucket: bucket.into(),
+            contribution_id: claims[p.index].0.clone(),
+            amount: p.amount,
+        })
         .collect())
 }
 
@@ -157,7 +185,14 @@ struct Ctx<'a> {
 
 /// Places `budget` in a pool; returns the lines and claim payments (what is not placed is
 /// the caller's leftover).
-fn pool_lines(ctx: &Ctx<'_>, index: usize, name: &str, pool: &Pool, budget: Decimal, members: &[&Weighed]) -> Result<(Vec<Line>, Vec<ClaimPayment>), DistError> {
+fn pool_lines(
+    ctx: &Ctx<'_>,
+    index: usize,
+    name: &str,
+    pool: &Pool,
+    budget: Decimal,
+    members: &[&Weighed],
+) -> Result<(Vec<Line>, Vec<ClaimPayment>), DistError> {
     let params = &ctx.eq.params[index];
     let mut weights: BTreeMap<String, Decimal> = BTreeMap::new();
     let mut add = |agent: &str, w: Decimal| -> Result<(), DistError> {
@@ -166,12 +201,18 @@ fn pool_lines(ctx: &Ctx<'_>, index: usize, name: &str, pool: &Pool, budget: Deci
         Ok(())
     };
     match &pool.policy {
-        Policy::ProRata { claim: Claim::Equity, .. } => {
+        Policy::ProRata {
+            claim: Claim::Equity,
+            ..
+        } => {
             for c in members {
                 add(&c.agent_id, c.value)?;
             }
         }
-        Policy::Immediate { period_days, periods } => {
+        Policy::Immediate {
+            period_days,
+            periods,
+        } => {
             let since = ctx.cutoff - Duration::days(i64::from(*period_days) * i64::from(*periods));
             for c in members.iter().filter(|c| c.occurred_at > since) {
                 add(&c.agent_id, c.value)?;
@@ -182,7 +223,10 @@ fn pool_lines(ctx: &Ctx<'_>, index: usize, name: &str, pool: &Pool, budget: Deci
             for c in members {
                 let age = (ctx.cutoff - c.occurred_at).num_days().max(0) / i64::from(*period_days);
                 let factor = keep.checked_powi(age).unwrap_or(Decimal::ZERO);
-                add(&c.agent_id, round_weight(checked(c.value.checked_mul(factor), "a recent weight")?))?;
+                add(
+                    &c.agent_id,
+                    round_weight(checked(c.value.checked_mul(factor), "a recent weight")?),
+                )?;
             }
         }
         Policy::Equal => {
@@ -196,18 +240,41 @@ fn pool_lines(ctx: &Ctx<'_>, index: usize, name: &str, pool: &Pool, budget: Deci
                 let e = values.entry(c.agent_id.clone()).or_insert(Decimal::ZERO);
                 *e = checked(e.checked_add(c.value), "a value total")?;
             }
-            let total_value: Decimal = values.values().try_fold(Decimal::ZERO, |a, v| a.checked_add(*v)).unwrap_or(Decimal::MAX);
+            let total_value: Decimal = values
+                .values()
+                .try_fold(Decimal::ZERO, |a, v| a.checked_add(*v))
+                .unwrap_or(Decimal::MAX);
             if !total_value.is_zero() {
-                let paid = |a: &str| ctx.history.paid.get(&(name.to_owned(), a.to_owned())).copied().unwrap_or_default();
-                let total_paid = values.keys().try_fold(Decimal::ZERO, |s, a| s.checked_add(paid(a)));
-                let pot = checked(total_paid.and_then(|p| p.checked_add(budget)), "balanced target")?;
+                let paid = |a: &str| {
+                    ctx.history
+                        .paid
+                        .get(&(name.to_owned(), a.to_owned()))
+                        .copied()
+                        .unwrap_or_default()
+                };
+                let total_paid = values
+                    .keys()
+                    .try_fold(Decimal::ZERO, |s, a| s.checked_add(paid(a)));
+                let pot = checked(
+                    total_paid.and_then(|p| p.checked_add(budget)),
+                    "balanced target",
+                )?;
                 for (agent, v) in &values {
-                    let target = checked(pot.checked_mul(*v).and_then(|x| x.checked_div(total_value)), "balanced target")?;
+                    let target = checked(
+                        pot.checked_mul(*v).and_then(|x| x.checked_div(total_value)),
+                        "balanced target",
+                    )?;
                     weights.insert(agent.clone(), round_weight(target - paid(agent)));
                 }
             }
         }
-        Policy::ProRata { claim: Claim::Debt, .. } | Policy::ProRata { claim: Claim::Once, .. } | Policy::Fifo { .. } => {
+        Policy::ProRata {
+            claim: Claim::Debt, ..
+        }
+        | Policy::ProRata {
+            claim: Claim::Once, ..
+        }
+        | Policy::Fifo { .. } => {
             return claim_lines(ctx, index, name, pool, budget, members);
         }
     }
@@ -219,24 +286,45 @@ fn pool_lines(ctx: &Ctx<'_>, index: usize, name: &str, pool: &Pool, budget: Deci
 }
 
 /// Debt, once and fifo pools: claims per contribution with outstanding balances.
-fn claim_lines(ctx: &Ctx<'_>, index: usize, name: &str, pool: &Pool, budget: Decimal, members: &[&Weighed]) -> Result<(Vec<Line>, Vec<ClaimPayment>), DistError> {
+fn claim_lines(
+    ctx: &Ctx<'_>,
+    index: usize,
+    name: &str,
+    pool: &Pool,
+    budget: Decimal,
+    members: &[&Weighed],
+) -> Result<(Vec<Line>, Vec<ClaimPayment>), DistError> {
     let params = &ctx.eq.params[index];
-    let paid = |id: &str| ctx.history.claims.get(&(name.to_owned(), id.to_owned())).copied();
+    let paid = |id: &str| {
+        ctx.history
+            .claims
+            .get(&(name.to_owned(), id.to_owned()))
+            .copied()
+    };
     let minor = Decimal::from(10u64.pow(ctx.scale.min(18)));
     // (contribution, agent, weight-or-outstanding, occurred_at)
     let mut claims: Vec<(&Weighed, Decimal)> = Vec::new();
     for c in members {
         let w = match &pool.policy {
-            Policy::ProRata { claim: Claim::Once, .. } => {
+            Policy::ProRata {
+                claim: Claim::Once, ..
+            } => {
                 if paid(&c.id).is_some() {
                     continue;
                 }
                 c.value
             }
             _ => {
-                let per_value = if matches!(pool.policy, Policy::Fifo { .. }) { Decimal::ONE } else { params.payback };
+                let per_value = if matches!(pool.policy, Policy::Fifo { .. }) {
+                    Decimal::ONE
+                } else {
+                    params.payback
+                };
                 let claim = checked(
-                    c.value.checked_mul(per_value).and_then(|x| x.checked_mul(params.unit_value)).and_then(|x| x.checked_mul(minor)),
+                    c.value
+                        .checked_mul(per_value)
+                        .and_then(|x| x.checked_mul(params.unit_value))
+                        .and_then(|x| x.checked_mul(minor)),
                     "a claim",
                 )?
                 .trunc();
@@ -248,7 +336,11 @@ fn claim_lines(ctx: &Ctx<'_>, index: usize, name: &str, pool: &Pool, budget: Dec
     let mut payments: Vec<ClaimPayment> = Vec::new();
     let mut per_agent: BTreeMap<String, Decimal> = BTreeMap::new();
     if let Policy::Fifo { .. } = pool.policy {
-        claims.sort_by(|a, b| a.0.occurred_at.cmp(&b.0.occurred_at).then_with(|| a.0.id.cmp(&b.0.id)));
+        claims.sort_by(|a, b| {
+            a.0.occurred_at
+                .cmp(&b.0.occurred_at)
+                .then_with(|| a.0.id.cmp(&b.0.id))
+        });
         let mut left = budget;
         for (c, outstanding) in claims {
             let pay = outstanding.min(left);
@@ -256,37 +348,68 @@ fn claim_lines(ctx: &Ctx<'_>, index: usize, name: &str, pool: &Pool, budget: Dec
                 continue;
             }
             left -= pay;
-            payments.push(ClaimPayment { bucket: name.into(), contribution_id: c.id.clone(), amount: pay });
+            payments.push(ClaimPayment {
+                bucket: name.into(),
+                contribution_id: c.id.clone(),
+                amount: pay,
+            });
             *per_agent.entry(c.agent_id.clone()).or_insert(Decimal::ZERO) += pay;
         }
         let lines = per_agent
             .into_iter()
-            .map(|(a, amount)| Line { bucket: name.into(), recipient: Recipient::Agent(a), weight: amount, exact_share: whole_text(amount), amount, leftover: false })
+            .map(|(a, amount)| Line {
+                bucket: name.into(),
+                recipient: Recipient::Agent(a),
+                weight: amount,
+                exact_share: whole_text(amount),
+                amount,
+                leftover: false,
+            })
             .collect();
         return Ok((lines, payments));
     }
     let mut by_agent_claims: BTreeMap<String, Vec<(String, Decimal)>> = BTreeMap::new();
     for (c, w) in &claims {
-        by_agent_claims.entry(c.agent_id.clone()).or_default().push((c.id.clone(), *w));
+        by_agent_claims
+            .entry(c.agent_id.clone())
+            .or_default()
+            .push((c.id.clone(), *w));
     }
     let mut weights: BTreeMap<String, Decimal> = BTreeMap::new();
     for (a, cs) in &by_agent_claims {
-        let total = cs.iter().try_fold(Decimal::ZERO, |s, (_, w)| s.checked_add(*w));
+        let total = cs
+            .iter()
+            .try_fold(Decimal::ZERO, |s, (_, w)| s.checked_add(*w));
         weights.insert(a.clone(), checked(total, "an agent's claims")?);
     }
-    let total_weight = weights.values().try_fold(Decimal::ZERO, |s, w| s.checked_add(*w));
+    let total_weight = weights
+        .values()
+        .try_fold(Decimal::ZERO, |s, w| s.checked_add(*w));
     let total_weight = checked(total_weight, "the claims")?;
     if total_weight.is_zero() {
         // Still record "once" claims as seen, so they are not paid later.
         return Ok((Vec::new(), Vec::new()));
     }
-    let is_debt = matches!(pool.policy, Policy::ProRata { claim: Claim::Debt, .. });
+    let is_debt = matches!(
+        pool.policy,
+        Policy::ProRata {
+            claim: Claim::Debt,
+            ..
+        }
+    );
     let lines = if is_debt && total_weight <= budget {
         // Everything outstanding is repaid in full; the rest is leftover (never beyond).
         weights
             .iter()
             .filter(|(_, w)| !w.is_zero())
-            .map(|(a, w)| Line { bucket: name.into(), recipient: Recipient::Agent(a.clone()), weight: *w, exact_share: whole_text(*w), amount: *w, leftover: false })
+            .map(|(a, w)| Line {
+                bucket: name.into(),
+                recipient: Recipient::Agent(a.clone()),
+                weight: *w,
+                exact_share: whole_text(*w),
+                amount: *w,
+                leftover: false,
+            })
             .collect()
     } else {
         weights.retain(|_, w| !w.is_zero());
@@ -294,7 +417,10 @@ fn claim_lines(ctx: &Ctx<'_>, index: usize, name: &str, pool: &Pool, budget: Dec
     };
     for line in &lines {
         if let Recipient::Agent(a) = &line.recipient {
-            let cs = by_agent_claims.get(a).map(Vec::as_slice).unwrap_or_default();
+            let cs = by_agent_claims
+                .get(a)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
             payments.extend(split_claims(name, line.amount, cs, ctx.salt)?);
         }
     }
@@ -320,9 +446,17 @@ pub fn distribute(
     salt: &str,
 ) -> Result<Outcome, DistError> {
     if amount.is_sign_negative() || amount.fract() != Decimal::ZERO {
-        return Err(DistError("the amount must be a whole, non-negative number of minor units".into()));
+        return Err(DistError(
+            "the amount must be a whole, non-negative number of minor units".into(),
+        ));
     }
-    let ctx = Ctx { eq, history, cutoff, salt, scale };
+    let ctx = Ctx {
+        eq,
+        history,
+        cutoff,
+        salt,
+        scale,
+    };
     let leftover_to = leftover_recipient(eq);
     let mut out = Outcome::default();
     let mut budgets_total = Decimal::ZERO;
@@ -339,29 +473,60 @@ pub fn distribute(
                     Target::Agent(a) => Recipient::Agent(a.to_string()),
                     Target::Account(n) => Recipient::Account(n.clone()),
                 };
-                let line = Line { bucket: bucket.name.clone(), recipient: r, weight: Decimal::ONE, exact_share: whole_text(budget), amount: budget, leftover: false };
+                let line = Line {
+                    bucket: bucket.name.clone(),
+                    recipient: r,
+                    weight: Decimal::ONE,
+                    exact_share: whole_text(budget),
+                    amount: budget,
+                    leftover: false,
+                };
                 (vec![line], Vec::new())
             }
             (None, Some(pool)) => {
-                let members: Vec<&Weighed> = contributions.iter().filter(|c| c.occurred_at <= cutoff && in_pool(pool, c)).collect();
+                let members: Vec<&Weighed> = contributions
+                    .iter()
+                    .filter(|c| c.occurred_at <= cutoff && in_pool(pool, c))
+                    .collect();
                 pool_lines(&ctx, i, &bucket.name, pool, budget, &members)?
             }
             (None, None) => (Vec::new(), Vec::new()),
         };
         let placed: Decimal = lines.iter().map(|l| l.amount).sum();
         if placed > budget {
-            return Err(DistError(format!("bucket {} placed more than its budget", bucket.name)));
+            return Err(DistError(format!(
+                "bucket {} placed more than its budget",
+                bucket.name
+            )));
         }
-        out.lines.extend(lines.into_iter().filter(|l| !l.amount.is_zero() || !l.weight.is_zero()));
+        out.lines.extend(
+            lines
+                .into_iter()
+                .filter(|l| !l.amount.is_zero() || !l.weight.is_zero()),
+        );
         out.claims.extend(claims);
         if placed < budget {
             let rest = budget - placed;
-            out.lines.push(Line { bucket: bucket.name.clone(), recipient: leftover_to.clone(), weight: Decimal::ZERO, exact_share: whole_text(rest), amount: rest, leftover: true });
+            out.lines.push(Line {
+                bucket: bucket.name.clone(),
+                recipient: leftover_to.clone(),
+                weight: Decimal::ZERO,
+                exact_share: whole_text(rest),
+                amount: rest,
+                leftover: true,
+            });
         }
     }
     if budgets_total < amount {
         let rest = amount - budgets_total;
-        out.lines.push(Line { bucket: "unallocated".into(), recipient: leftover_to, weight: Decimal::ZERO, exact_share: whole_text(rest), amount: rest, leftover: true });
+        out.lines.push(Line {
+            bucket: "unallocated".into(),
+            recipient: leftover_to,
+            weight: Decimal::ZERO,
+            exact_share: whole_text(rest),
+            amount: rest,
+            leftover: true,
+        });
     }
     let total: Decimal = out.lines.iter().map(|l| l.amount).sum();
     if total != amount {
@@ -386,11 +551,21 @@ mod tests {
     }
 
     fn w(id: &str, agent: &str, value: &str, at: i64) -> Weighed {
-        Weighed { id: id.into(), agent_id: agent.into(), kind: Kind::Work, tags: vec![], occurred_at: day(at), value: d(value) }
+        Weighed {
+            id: id.into(),
+            agent_id: agent.into(),
+            kind: Kind::Work,
+            tags: vec![],
+            occurred_at: day(at),
+            value: d(value),
+        }
     }
 
     fn eq(json: serde_json::Value) -> Compiled {
-        serde_json::from_value::<ValueEquation>(json).expect("equation").compile().expect("compiles")
+        serde_json::from_value::<ValueEquation>(json)
+            .expect("equation")
+            .compile()
+            .expect("compiles")
     }
 
     fn amounts(o: &Outcome) -> Vec<(String, String, Decimal)> {
@@ -408,23 +583,49 @@ mod tests {
     #[test]
     fn sensorica_worked_example() {
         // 1,000.00 EUR = 100,000 cents: reserve 10% = 10,000; the rest by hours × skill rate.
-        let e = (presets::find("sensorica").expect("preset").equation)().compile().expect("compiles");
-        let facts = |id: &str, agent: &str, hours: &str, skill: &str| crate::domain::equation::Facts {
-            id: id.into(),
-            agent_id: agent.into(),
-            kind: Kind::Work,
-            quantity: d(hours),
-            unit: "hours".into(),
-            skill: Some(skill.into()),
+        let e = (presets::find("sensorica").expect("preset").equation)()
+            .compile()
+            .expect("compiles");
+        let facts =
+            |id: &str, agent: &str, hours: &str, skill: &str| crate::domain::equation::Facts {
+                id: id.into(),
+                agent_id: agent.into(),
+                kind: Kind::Work,
+                quantity: d(hours),
+                unit: "hours".into(),
+                skill: Some(skill.into()),
+                tags: vec![],
+                occurred_at: day(1),
+            };
+        let cs: Vec<Weighed> = [
+            facts("c1", "ada", "10", "design"),
+            facts("c2", "bob", "20", "fabrication"),
+            facts("c3", "cy", "6", "sweeping"),
+        ]
+        .iter()
+        .map(|f| Weighed {
+            id: f.id.clone(),
+            agent_id: f.agent_id.clone(),
+            kind: f.kind,
             tags: vec![],
-            occurred_at: day(1),
-        };
-        let cs: Vec<Weighed> = [facts("c1", "ada", "10", "design"), facts("c2", "bob", "20", "fabrication"), facts("c3", "cy", "6", "sweeping")]
-            .iter()
-            .map(|f| Weighed { id: f.id.clone(), agent_id: f.agent_id.clone(), kind: f.kind, tags: vec![], occurred_at: f.occurred_at, value: e.weigh(f, day(10)).expect("weighs") })
-            .collect();
-        assert_eq!(cs.iter().map(|c| c.value).collect::<Vec<_>>(), vec![d("15"), d("24"), d("6")]);
-        let o = distribute(&e, d("100000"), 2, &cs, &History::default(), day(10), "dist").expect("ok");
+            occurred_at: f.occurred_at,
+            value: e.weigh(f, day(10)).expect("weighs"),
+        })
+        .collect();
+        assert_eq!(
+            cs.iter().map(|c| c.value).collect::<Vec<_>>(),
+            vec![d("15"), d("24"), d("6")]
+        );
+        let o = distribute(
+            &e,
+            d("100000"),
+            2,
+            &cs,
+            &History::default(),
+            day(10),
+            "dist",
+        )
+        .expect("ok");
         assert_eq!(
             amounts(&o),
             vec![
@@ -438,31 +639,86 @@ mod tests {
 
     #[test]
     fn balanced_pays_the_underpaid_first() {
-        let e = eq(serde_json::json!({ "buckets": [{ "name": "b", "share": "straight", "percent": "100", "pool": { "policy": { "type": "balanced" } } }] }));
+        let e = eq(
+            serde_json::json!({ "buckets": [{ "name": "b", "share": "straight", "percent": "100", "pool": { "policy": { "type": "balanced" } } }] }),
+        );
         let mut h = History::default();
         h.paid.insert(("b".into(), "ada".into()), d("100"));
         // Equal value; Ada already got 100: target (100 + 100) / 2 = 100 each, so Bob gets it all.
-        let o = distribute(&e, d("100"), 2, &[w("1", "ada", "1", 1), w("2", "bob", "1", 1)], &h, day(5), "s").expect("ok");
+        let o = distribute(
+            &e,
+            d("100"),
+            2,
+            &[w("1", "ada", "1", 1), w("2", "bob", "1", 1)],
+            &h,
+            day(5),
+            "s",
+        )
+        .expect("ok");
         assert_eq!(amounts(&o), vec![("b".into(), "bob".into(), d("100"))]);
         // Budget 300: pot 400, targets 200 each; needs 100 and 200 → 100 and 200.
-        let o = distribute(&e, d("300"), 2, &[w("1", "ada", "1", 1), w("2", "bob", "1", 1)], &h, day(5), "s").expect("ok");
-        assert_eq!(amounts(&o), vec![("b".into(), "ada".into(), d("100")), ("b".into(), "bob".into(), d("200"))]);
+        let o = distribute(
+            &e,
+            d("300"),
+            2,
+            &[w("1", "ada", "1", 1), w("2", "bob", "1", 1)],
+            &h,
+            day(5),
+            "s",
+        )
+        .expect("ok");
+        assert_eq!(
+            amounts(&o),
+            vec![
+                ("b".into(), "ada".into(), d("100")),
+                ("b".into(), "bob".into(), d("200"))
+            ]
+        );
         // Ada with three times Bob's value: pot 500, targets 375 and 125; needs 275, 125 of 400.
-        let o = distribute(&e, d("400"), 2, &[w("1", "ada", "3", 1), w("2", "bob", "1", 1)], &h, day(5), "s").expect("ok");
-        assert_eq!(amounts(&o), vec![("b".into(), "ada".into(), d("275")), ("b".into(), "bob".into(), d("125"))]);
+        let o = distribute(
+            &e,
+            d("400"),
+            2,
+            &[w("1", "ada", "3", 1), w("2", "bob", "1", 1)],
+            &h,
+            day(5),
+            "s",
+        )
+        .expect("ok");
+        assert_eq!(
+            amounts(&o),
+            vec![
+                ("b".into(), "ada".into(), d("275")),
+                ("b".into(), "bob".into(), d("125"))
+            ]
+        );
     }
 
     #[test]
     fn immediate_and_recent_windows() {
-        let imm = eq(serde_json::json!({ "buckets": [{ "name": "i", "share": "straight", "percent": "100", "pool": { "policy": { "type": "immediate", "period_days": 7, "periods": 1 } } }] }));
+        let imm = eq(
+            serde_json::json!({ "buckets": [{ "name": "i", "share": "straight", "percent": "100", "pool": { "policy": { "type": "immediate", "period_days": 7, "periods": 1 } } }] }),
+        );
         let cs = [w("1", "ada", "5", 1), w("2", "bob", "5", 9)];
         let o = distribute(&imm, d("50"), 2, &cs, &History::default(), day(10), "s").expect("ok");
-        assert_eq!(amounts(&o), vec![("i".into(), "bob".into(), d("50"))], "only the last 7 days count");
-        let rec = eq(serde_json::json!({ "buckets": [{ "name": "r", "share": "straight", "percent": "100", "pool": { "policy": { "type": "recent", "period_days": 7, "discount": "0.5" } } }] }));
+        assert_eq!(
+            amounts(&o),
+            vec![("i".into(), "bob".into(), d("50"))],
+            "only the last 7 days count"
+        );
+        let rec = eq(
+            serde_json::json!({ "buckets": [{ "name": "r", "share": "straight", "percent": "100", "pool": { "policy": { "type": "recent", "period_days": 7, "discount": "0.5" } } }] }),
+        );
         // Ada's is 8 days old (one period: ×0.5), Bob's 1 day: weights 2 and 4 → 30 and 60.
         let cs = [w("1", "ada", "4", 2), w("2", "bob", "4", 9)];
         let o = distribute(&rec, d("90"), 2, &cs, &History::default(), day(10), "s").expect("ok");
-        assert_eq!(amounts(&o), vec![("r".into(), "ada".into(), d("30")), ("r".into(), "bob".into(), d("60"))]);
+        assert_eq!(
+            amounts(&o),
+            vec![
+                ("r".into(), "ada".into(), d("30")),
+                ("r".into(), "bob".into(), d("60"))
+            ]
+        );
     }
 
     #[test]
@@ -477,41 +733,85 @@ mod tests {
         let o = distribute(&e, d("10000"), 2, &cs, &History::default(), day(5), "s").expect("ok");
         assert_eq!(
             amounts(&o),
-            vec![("loans".into(), "ada".into(), d("6000")), ("loans".into(), "bob".into(), d("2000")), ("loans".into(), "treasury".into(), d("2000"))]
+            vec![
+                ("loans".into(), "ada".into(), d("6000")),
+                ("loans".into(), "bob".into(), d("2000")),
+                ("loans".into(), "treasury".into(), d("2000"))
+            ]
         );
         assert!(o.lines[2].leftover);
         // With both repaid, the next income is all leftover.
         let mut h = History::default();
         for c in &o.claims {
-            h.claims.insert((c.bucket.clone(), c.contribution_id.clone()), c.amount);
+            h.claims
+                .insert((c.bucket.clone(), c.contribution_id.clone()), c.amount);
         }
         let o2 = distribute(&e, d("5000"), 2, &cs, &h, day(6), "t").expect("ok");
-        assert_eq!(amounts(&o2), vec![("loans".into(), "treasury".into(), d("5000"))]);
+        assert_eq!(
+            amounts(&o2),
+            vec![("loans".into(), "treasury".into(), d("5000"))]
+        );
         // A smaller budget is split pro rata by outstanding: 6000:2000 of 4000 → 3000 and 1000.
         let o3 = distribute(&e, d("4000"), 2, &cs, &History::default(), day(5), "u").expect("ok");
-        assert_eq!(amounts(&o3), vec![("loans".into(), "ada".into(), d("3000")), ("loans".into(), "bob".into(), d("1000"))]);
+        assert_eq!(
+            amounts(&o3),
+            vec![
+                ("loans".into(), "ada".into(), d("3000")),
+                ("loans".into(), "bob".into(), d("1000"))
+            ]
+        );
     }
 
     #[test]
     fn fifo_once_and_equal() {
-        let fifo = eq(serde_json::json!({ "buckets": [{ "name": "f", "share": "straight", "percent": "100", "pool": { "policy": { "type": "fifo" } } }] }));
+        let fifo = eq(
+            serde_json::json!({ "buckets": [{ "name": "f", "share": "straight", "percent": "100", "pool": { "policy": { "type": "fifo" } } }] }),
+        );
         // Claims 5.00 (oldest, bob) and 5.00 (ada); 7.00 pays bob in full, then 2.00 to ada.
         let cs = [w("c1", "ada", "5", 3), w("c2", "bob", "5", 1)];
         let o = distribute(&fifo, d("700"), 2, &cs, &History::default(), day(5), "s").expect("ok");
-        assert_eq!(amounts(&o), vec![("f".into(), "ada".into(), d("200")), ("f".into(), "bob".into(), d("500"))]);
-        let once = eq(serde_json::json!({ "buckets": [{ "name": "o", "share": "straight", "percent": "100", "pool": { "policy": { "type": "pro_rata", "claim": "once" } } }] }));
+        assert_eq!(
+            amounts(&o),
+            vec![
+                ("f".into(), "ada".into(), d("200")),
+                ("f".into(), "bob".into(), d("500"))
+            ]
+        );
+        let once = eq(
+            serde_json::json!({ "buckets": [{ "name": "o", "share": "straight", "percent": "100", "pool": { "policy": { "type": "pro_rata", "claim": "once" } } }] }),
+        );
         let o = distribute(&once, d("100"), 2, &cs, &History::default(), day(5), "s").expect("ok");
         let mut h = History::default();
         for c in &o.claims {
-            h.claims.insert((c.bucket.clone(), c.contribution_id.clone()), c.amount);
+            h.claims
+                .insert((c.bucket.clone(), c.contribution_id.clone()), c.amount);
         }
         let o2 = distribute(&once, d("100"), 2, &cs, &h, day(6), "t").expect("ok");
-        assert_eq!(amounts(&o2), vec![("o".into(), "retained".into(), d("100"))], "each claim is paid once");
-        let equal = eq(serde_json::json!({ "buckets": [{ "name": "e", "share": "straight", "percent": "50", "pool": { "policy": { "type": "equal" } } }] }));
-        let o = distribute(&equal, d("100"), 2, &[w("1", "ada", "9", 1), w("2", "bob", "1", 1)], &History::default(), day(5), "s").expect("ok");
+        assert_eq!(
+            amounts(&o2),
+            vec![("o".into(), "retained".into(), d("100"))],
+            "each claim is paid once"
+        );
+        let equal = eq(
+            serde_json::json!({ "buckets": [{ "name": "e", "share": "straight", "percent": "50", "pool": { "policy": { "type": "equal" } } }] }),
+        );
+        let o = distribute(
+            &equal,
+            d("100"),
+            2,
+            &[w("1", "ada", "9", 1), w("2", "bob", "1", 1)],
+            &History::default(),
+            day(5),
+            "s",
+        )
+        .expect("ok");
         assert_eq!(
             amounts(&o),
-            vec![("e".into(), "ada".into(), d("25")), ("e".into(), "bob".into(), d("25")), ("unallocated".into(), "retained".into(), d("50"))]
+            vec![
+                ("e".into(), "ada".into(), d("25")),
+                ("e".into(), "bob".into(), d("25")),
+                ("unallocated".into(), "retained".into(), d("50"))
+            ]
         );
     }
 
@@ -523,7 +823,10 @@ mod tests {
         ] }))
         .expect("parses")
         .compile();
-        assert_eq!(bad.err().map(|e| e.field), Some("buckets[1].percent".to_owned()));
+        assert_eq!(
+            bad.err().map(|e| e.field),
+            Some("buckets[1].percent".to_owned())
+        );
     }
 
     proptest! {

@@ -105,7 +105,11 @@ fn validated_only() -> Vec<Status> {
 
 impl Default for Counting {
     fn default() -> Self {
-        Self { statuses: validated_only(), kinds: None, tags: None }
+        Self {
+            statuses: validated_only(),
+            kinds: None,
+            tags: None,
+        }
     }
 }
 
@@ -121,7 +125,10 @@ pub struct ValidationRules {
 
 impl Default for ValidationRules {
     fn default() -> Self {
-        Self { approvals_required: 1, rejections_required: 1 }
+        Self {
+            approvals_required: 1,
+            rejections_required: 1,
+        }
     }
 }
 
@@ -237,22 +244,17 @@ pub enum Claim {
 }
 
 /// Where what buckets cannot place goes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Leftover {
     /// Stays with the network (line to account `retained`).
+    #[default]
     Retain,
     /// To a named account.
     Account {
         /// Account name.
         account: String,
     },
-}
-
-impl Default for Leftover {
-    fn default() -> Self {
-        Leftover::Retain
-    }
 }
 
 /// Rules for changing the equation.
@@ -282,7 +284,12 @@ fn seven() -> u32 {
 
 impl Default for Governance {
     fn default() -> Self {
-        Self { quorum_percent: fifty(), threshold_percent: fifty(), voting_days: 7, steward_fast_track: false }
+        Self {
+            quorum_percent: fifty(),
+            threshold_percent: fifty(),
+            voting_days: 7,
+            steward_fast_track: false,
+        }
     }
 }
 
@@ -323,11 +330,16 @@ pub struct PolicyParams {
 fn label(field: &str, raw: &str) -> Result<(), FieldError> {
     let ok = !raw.is_empty()
         && raw.len() <= 40
-        && raw.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.:-".contains(c));
+        && raw
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.:-".contains(c));
     if ok {
         Ok(())
     } else {
-        Err(FieldError::new(field, "must be 1-40 characters of a-z, 0-9, '_', '.', ':' and '-'"))
+        Err(FieldError::new(
+            field,
+            "must be 1-40 characters of a-z, 0-9, '_', '.', ':' and '-'",
+        ))
     }
 }
 
@@ -350,27 +362,38 @@ fn percent(field: &str, raw: &str) -> Result<Decimal, FieldError> {
 impl ValueEquation {
     /// Canonical JSON: the serde form with object keys sorted (serde_json's default map).
     pub fn canonical(&self) -> String {
-        serde_json::to_value(self).map(|v| v.to_string()).unwrap_or_default()
+        serde_json::to_value(self)
+            .map(|v| v.to_string())
+            .unwrap_or_default()
     }
 
     /// Checks everything and compiles. Errors name the field (`buckets[1].percent`).
     pub fn compile(self) -> Result<Compiled, FieldError> {
         let e = &self;
         if e.rates.len() > MAX_RULES || e.buckets.len() > 50 {
-            return Err(FieldError::new("rates", format!("at most {MAX_RULES} rates and 50 buckets")));
+            return Err(FieldError::new(
+                "rates",
+                format!("at most {MAX_RULES} rates and 50 buckets"),
+            ));
         }
         let mut rates = Vec::with_capacity(e.rates.len());
         for (i, r) in e.rates.iter().enumerate() {
             let f = format!("rates[{i}]");
             if r.agent_id.is_some() && r.skill.is_none() {
-                return Err(FieldError::new(format!("{f}.skill"), "is required when agent_id is set"));
+                return Err(FieldError::new(
+                    format!("{f}.skill"),
+                    "is required when agent_id is set",
+                ));
             }
             if let Some(s) = &r.skill {
                 label(&format!("{f}.skill"), s)?;
             }
             if let (Some(a), Some(b)) = (r.valid_from, r.valid_to) {
                 if a >= b {
-                    return Err(FieldError::new(format!("{f}.valid_to"), "must be after valid_from"));
+                    return Err(FieldError::new(
+                        format!("{f}.valid_to"),
+                        "must be after valid_from",
+                    ));
                 }
             }
             rates.push((r.clone(), non_negative(&format!("{f}.rate"), &r.rate)?));
@@ -382,24 +405,40 @@ impl ValueEquation {
         }
         let mut formulas = HashMap::new();
         for (k, src) in &e.formulas {
-            let expr = formula::parse_standard(src)
-                .map_err(|fe| FieldError::new(format!("formulas.{}", k.as_str()), fe.to_string()))?;
+            let expr = formula::parse_standard(src).map_err(|fe| {
+                FieldError::new(format!("formulas.{}", k.as_str()), fe.to_string())
+            })?;
             formulas.insert(*k, expr);
         }
         if let Some(h) = e.decay_half_life_days {
             if !(1..=36_500).contains(&h) {
-                return Err(FieldError::new("decay_half_life_days", "must be 1 to 36500"));
+                return Err(FieldError::new(
+                    "decay_half_life_days",
+                    "must be 1 to 36500",
+                ));
             }
         }
         if e.counting.statuses.is_empty() {
-            return Err(FieldError::new("counting.statuses", "must name at least one status"));
+            return Err(FieldError::new(
+                "counting.statuses",
+                "must name at least one status",
+            ));
         }
         if e.counting.statuses.contains(&Status::Superseded) {
-            return Err(FieldError::new("counting.statuses", "superseded contributions never count"));
+            return Err(FieldError::new(
+                "counting.statuses",
+                "superseded contributions never count",
+            ));
         }
-        for (field, t) in [("approvals_required", e.validation.approvals_required), ("rejections_required", e.validation.rejections_required)] {
+        for (field, t) in [
+            ("approvals_required", e.validation.approvals_required),
+            ("rejections_required", e.validation.rejections_required),
+        ] {
             if !(1..=100).contains(&t) {
-                return Err(FieldError::new(format!("validation.{field}"), "must be 1 to 100"));
+                return Err(FieldError::new(
+                    format!("validation.{field}"),
+                    "must be 1 to 100",
+                ));
             }
         }
         if e.buckets.is_empty() {
@@ -413,52 +452,89 @@ impl ValueEquation {
             let f = format!("buckets[{i}]");
             label(&format!("{f}.name"), &b.name)?;
             if names.contains(&b.name.as_str()) || b.name == "leftover" || b.name == "unallocated" {
-                return Err(FieldError::new(format!("{f}.name"), "must be unique (and not 'leftover' or 'unallocated')"));
+                return Err(FieldError::new(
+                    format!("{f}.name"),
+                    "must be unique (and not 'leftover' or 'unallocated')",
+                ));
             }
             names.push(&b.name);
             let p = percent(&format!("{f}.percent"), &b.percent)?;
             if b.share == ShareType::Straight {
                 straight_total += p;
                 if straight_total > Decimal::ONE_HUNDRED {
-                    return Err(FieldError::new(format!("{f}.percent"), "straight percentages add up to more than 100"));
+                    return Err(FieldError::new(
+                        format!("{f}.percent"),
+                        "straight percentages add up to more than 100",
+                    ));
                 }
             }
             percents.push(p);
-            let mut pp = PolicyParams { payback: Decimal::ONE, unit_value: Decimal::ONE, discount: Decimal::ZERO };
+            let mut pp = PolicyParams {
+                payback: Decimal::ONE,
+                unit_value: Decimal::ONE,
+                discount: Decimal::ZERO,
+            };
             match (&b.to, &b.pool) {
                 (Some(Target::Account(a)), None) => label(&format!("{f}.to.account"), a)?,
                 (Some(Target::Agent(_)), None) => {}
                 (None, Some(pool)) => match &pool.policy {
-                    Policy::ProRata { payback_multiplier, unit_value, .. } => {
+                    Policy::ProRata {
+                        payback_multiplier,
+                        unit_value,
+                        ..
+                    } => {
                         if let Some(m) = payback_multiplier {
-                            pp.payback = non_negative(&format!("{f}.pool.policy.payback_multiplier"), m)?;
+                            pp.payback =
+                                non_negative(&format!("{f}.pool.policy.payback_multiplier"), m)?;
                         }
                         if let Some(u) = unit_value {
-                            pp.unit_value = non_negative(&format!("{f}.pool.policy.unit_value"), u)?;
+                            pp.unit_value =
+                                non_negative(&format!("{f}.pool.policy.unit_value"), u)?;
                         }
                     }
-                    Policy::Immediate { period_days, periods } => {
+                    Policy::Immediate {
+                        period_days,
+                        periods,
+                    } => {
                         if !(1..=366).contains(period_days) || !(1..=520).contains(periods) {
-                            return Err(FieldError::new(format!("{f}.pool.policy"), "period_days 1-366 and periods 1-520"));
+                            return Err(FieldError::new(
+                                format!("{f}.pool.policy"),
+                                "period_days 1-366 and periods 1-520",
+                            ));
                         }
                     }
-                    Policy::Recent { period_days, discount } => {
+                    Policy::Recent {
+                        period_days,
+                        discount,
+                    } => {
                         if !(1..=366).contains(period_days) {
-                            return Err(FieldError::new(format!("{f}.pool.policy.period_days"), "must be 1 to 366"));
+                            return Err(FieldError::new(
+                                format!("{f}.pool.policy.period_days"),
+                                "must be 1 to 366",
+                            ));
                         }
                         pp.discount = non_negative(&format!("{f}.pool.policy.discount"), discount)?;
                         if pp.discount >= Decimal::ONE {
-                            return Err(FieldError::new(format!("{f}.pool.policy.discount"), "must be below 1"));
+                            return Err(FieldError::new(
+                                format!("{f}.pool.policy.discount"),
+                                "must be below 1",
+                            ));
                         }
                     }
                     Policy::Fifo { unit_value } => {
                         if let Some(u) = unit_value {
-                            pp.unit_value = non_negative(&format!("{f}.pool.policy.unit_value"), u)?;
+                            pp.unit_value =
+                                non_negative(&format!("{f}.pool.policy.unit_value"), u)?;
                         }
                     }
                     Policy::Balanced | Policy::Equal => {}
                 },
-                _ => return Err(FieldError::new(format!("{f}"), "needs exactly one of 'to' and 'pool'")),
+                _ => {
+                    return Err(FieldError::new(
+                        f.clone(),
+                        "needs exactly one of 'to' and 'pool'",
+                    ))
+                }
             }
             params.push(pp);
         }
@@ -466,7 +542,10 @@ impl ValueEquation {
             label("leftover.account", account)?;
         }
         let quorum = percent("governance.quorum_percent", &e.governance.quorum_percent)?;
-        let threshold = percent("governance.threshold_percent", &e.governance.threshold_percent)?;
+        let threshold = percent(
+            "governance.threshold_percent",
+            &e.governance.threshold_percent,
+        )?;
         if !(1..=90).contains(&e.governance.voting_days) {
             return Err(FieldError::new("governance.voting_days", "must be 1 to 90"));
         }
@@ -544,15 +623,25 @@ impl Compiled {
     /// Does the equation count contributions of this kind and these tags?
     pub fn counts(&self, kind: Kind, tags: &[String]) -> bool {
         let c = &self.source.counting;
-        c.kinds.as_ref().is_none_or(|k| k.contains(&kind)) && c.tags.as_ref().is_none_or(|t| tags.iter().any(|x| t.contains(x)))
+        c.kinds.as_ref().is_none_or(|k| k.contains(&kind))
+            && c.tags
+                .as_ref()
+                .is_none_or(|t| tags.iter().any(|x| t.contains(x)))
     }
 
     /// Weighted value of `c` at `cutoff`: quantity × rate × multiplier × decay, or the kind's
     /// formula. Rounded toward zero to [`WEIGHT_DIGITS`]; never negative.
     pub fn weigh(&self, c: &Facts, cutoff: DateTime<Utc>) -> Result<Decimal, WeighError> {
-        let fail = |m: String| WeighError { contribution_id: c.id.clone(), message: m };
+        let fail = |m: String| WeighError {
+            contribution_id: c.id.clone(),
+            message: m,
+        };
         let rate = self.rate_for(c);
-        let multiplier = self.multipliers.get(&c.kind).copied().unwrap_or(Decimal::ONE);
+        let multiplier = self
+            .multipliers
+            .get(&c.kind)
+            .copied()
+            .unwrap_or(Decimal::ONE);
         let value = c
             .quantity
             .checked_mul(rate)
@@ -563,12 +652,18 @@ impl Compiled {
             None => Decimal::ONE,
             Some(h) => {
                 let exponent = Decimal::from(age_days) / Decimal::from(h);
-                Decimal::new(5, 1).checked_powd(exponent).ok_or_else(|| fail("decay overflows".into()))?
+                Decimal::new(5, 1)
+                    .checked_powd(exponent)
+                    .ok_or_else(|| fail("decay overflows".into()))?
             }
         };
         let result = match self.formulas.get(&c.kind) {
             Some(expr) => {
-                let hours = if c.unit == "hours" { c.quantity } else { Decimal::ZERO };
+                let hours = if c.unit == "hours" {
+                    c.quantity
+                } else {
+                    Decimal::ZERO
+                };
                 let vars: HashMap<&str, Decimal> = [
                     ("quantity", c.quantity),
                     ("rate", rate),
@@ -580,10 +675,16 @@ impl Compiled {
                 ]
                 .into_iter()
                 .collect();
-                formula::eval(expr, &vars).map_err(|e| fail(format!("formula for {}: {e}", c.kind.as_str())))?
+                formula::eval(expr, &vars)
+                    .map_err(|e| fail(format!("formula for {}: {e}", c.kind.as_str())))?
             }
-            None => value.checked_mul(decay).ok_or_else(|| fail("value × decay overflows".into()))?,
+            None => value
+                .checked_mul(decay)
+                .ok_or_else(|| fail("value × decay overflows".into()))?,
         };
-        Ok(result.max(Decimal::ZERO).round_dp_with_strategy(WEIGHT_DIGITS, RoundingStrategy::ToZero).normalize())
+        Ok(result
+            .max(Decimal::ZERO)
+            .round_dp_with_strategy(WEIGHT_DIGITS, RoundingStrategy::ToZero)
+            .normalize())
     }
 }

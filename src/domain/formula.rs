@@ -21,12 +21,21 @@ pub const MAX_DEPTH: usize = 48;
 /// The variables a formula may name, and what they mean.
 pub const VARIABLES: &[(&str, &str)] = &[
     ("quantity", "the contribution's quantity"),
-    ("rate", "the rate found for it (agent+skill+kind, skill+kind, kind, default)"),
+    (
+        "rate",
+        "the rate found for it (agent+skill+kind, skill+kind, kind, default)",
+    ),
     ("multiplier", "the multiplier of its kind"),
     ("value", "quantity × rate × multiplier"),
-    ("decay", "the decay factor from its date to the cut-off (1 without a half-life)"),
+    (
+        "decay",
+        "the decay factor from its date to the cut-off (1 without a half-life)",
+    ),
     ("hours", "the quantity when the unit is hours, else 0"),
-    ("age_days", "whole days from when it occurred to the cut-off"),
+    (
+        "age_days",
+        "whole days from when it occurred to the cut-off",
+    ),
 ];
 
 /// A parse or evaluation error at a character position (0-based).
@@ -45,7 +54,10 @@ impl fmt::Display for FormulaError {
 }
 
 fn err<T>(position: usize, message: impl Into<String>) -> Result<T, FormulaError> {
-    Err(FormulaError { position, message: message.into() })
+    Err(FormulaError {
+        position,
+        message: message.into(),
+    })
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -146,10 +158,16 @@ impl Parser {
     fn node(&mut self, depth: usize) -> Result<(), FormulaError> {
         self.nodes += 1;
         if self.nodes > MAX_NODES {
-            return err(self.at(), format!("formula is too large (more than {MAX_NODES} parts)"));
+            return err(
+                self.at(),
+                format!("formula is too large (more than {MAX_NODES} parts)"),
+            );
         }
         if depth > MAX_DEPTH {
-            return err(self.at(), format!("formula nests too deeply (more than {MAX_DEPTH} levels)"));
+            return err(
+                self.at(),
+                format!("formula nests too deeply (more than {MAX_DEPTH} levels)"),
+            );
         }
         Ok(())
     }
@@ -231,14 +249,26 @@ impl Parser {
                     self.expect_rparen(p)?;
                     return match (name.as_str(), args.len()) {
                         ("if", 3) => Ok(Expr::Call(name, args, p)),
-                        ("if", n) => err(p, format!("if takes 3 arguments (condition, then, else), not {n}")),
+                        ("if", n) => err(
+                            p,
+                            format!("if takes 3 arguments (condition, then, else), not {n}"),
+                        ),
                         ("min" | "max", n) if n >= 1 => Ok(Expr::Call(name, args, p)),
                         ("min" | "max", _) => err(p, format!("{name} needs at least one argument")),
-                        _ => err(p, format!("unknown function '{name}' (known: min, max, if)")),
+                        _ => err(
+                            p,
+                            format!("unknown function '{name}' (known: min, max, if)"),
+                        ),
                     };
                 }
-                if !self.allowed.iter().any(|a| *a == name) {
-                    return err(p, format!("unknown variable '{name}' (known: {})", self.allowed.join(", ")));
+                if !self.allowed.contains(&name) {
+                    return err(
+                        p,
+                        format!(
+                            "unknown variable '{name}' (known: {})",
+                            self.allowed.join(", ")
+                        ),
+                    );
                 }
                 Ok(Expr::Var(name, p))
             }
@@ -253,7 +283,10 @@ impl Parser {
                 self.pos += 1;
                 Ok(())
             }
-            _ => err(self.at(), format!("missing ')' for the '(' at position {open}")),
+            _ => err(
+                self.at(),
+                format!("missing ')' for the '(' at position {open}"),
+            ),
         }
     }
 }
@@ -276,14 +309,26 @@ pub fn parse(src: &str, allowed: &[&str]) -> Result<Expr, FormulaError> {
         return err(0, "formula is empty");
     }
     if len > MAX_LEN {
-        return err(MAX_LEN, format!("formula is longer than {MAX_LEN} characters"));
+        return err(
+            MAX_LEN,
+            format!("formula is longer than {MAX_LEN} characters"),
+        );
     }
     let toks = tokenize(src)?;
-    let mut p = Parser { toks, pos: 0, end: len, nodes: 0, allowed: allowed.iter().map(|s| (*s).to_owned()).collect() };
+    let mut p = Parser {
+        toks,
+        pos: 0,
+        end: len,
+        nodes: 0,
+        allowed: allowed.iter().map(|s| (*s).to_owned()).collect(),
+    };
     let e = p.comparison(0)?;
     if p.pos < p.toks.len() {
         let (at, t) = &p.toks[p.pos];
-        return err(*at, format!("unexpected {} after the end of the expression", describe(t)));
+        return err(
+            *at,
+            format!("unexpected {} after the end of the expression", describe(t)),
+        );
     }
     check_constant_divisors(&e)?;
     Ok(e)
@@ -327,11 +372,17 @@ pub fn eval(e: &Expr, vars: &HashMap<&str, Decimal>) -> Result<Decimal, FormulaE
         Expr::Var(name, p) => vars
             .get(name.as_str())
             .copied()
-            .ok_or_else(|| FormulaError { position: *p, message: format!("variable '{name}' has no value here") }),
+            .ok_or_else(|| FormulaError {
+                position: *p,
+                message: format!("variable '{name}' has no value here"),
+            }),
         Expr::Neg(x) => Ok(-eval(x, vars)?),
         Expr::Bin(op, l, r, p) => {
             let (a, b) = (eval(l, vars)?, eval(r, vars)?);
-            let overflow = || FormulaError { position: *p, message: format!("'{op}' overflows") };
+            let overflow = || FormulaError {
+                position: *p,
+                message: format!("'{op}' overflows"),
+            };
             match *op {
                 "+" => a.checked_add(b).ok_or_else(overflow),
                 "-" => a.checked_sub(b).ok_or_else(overflow),
@@ -365,7 +416,10 @@ pub fn eval(e: &Expr, vars: &HashMap<&str, Decimal>) -> Result<Decimal, FormulaE
                         Some(b) => b.max(v),
                     });
                 }
-                best.ok_or_else(|| FormulaError { position: *p, message: format!("{name} needs an argument") })
+                best.ok_or_else(|| FormulaError {
+                    position: *p,
+                    message: format!("{name} needs an argument"),
+                })
             }
             other => err(*p, format!("unknown function '{other}'")),
         },
@@ -390,7 +444,13 @@ mod tests {
     #[test]
     fn arithmetic_is_exact() {
         assert_eq!(run("0.1 + 0.2", &[]), Ok(d("0.3")));
-        assert_eq!(run("quantity * rate * 2", &[("quantity", "2.5"), ("rate", "30")]), Ok(d("150")));
+        assert_eq!(
+            run(
+                "quantity * rate * 2",
+                &[("quantity", "2.5"), ("rate", "30")]
+            ),
+            Ok(d("150"))
+        );
         assert_eq!(run("-(1 - 3) * 2", &[]), Ok(d("4")));
         assert_eq!(run("1 + 2 * 3", &[]), Ok(d("7")));
         assert_eq!(run("(1 + 2) * 3", &[]), Ok(d("9")));
@@ -399,10 +459,25 @@ mod tests {
 
     #[test]
     fn functions_and_comparisons() {
-        assert_eq!(run("min(hours, 8) * rate", &[("hours", "10"), ("rate", "3")]), Ok(d("24")));
+        assert_eq!(
+            run("min(hours, 8) * rate", &[("hours", "10"), ("rate", "3")]),
+            Ok(d("24"))
+        );
         assert_eq!(run("max(1, 2, 3)", &[]), Ok(d("3")));
-        assert_eq!(run("if(age_days > 365, value / 2, value)", &[("age_days", "400"), ("value", "10")]), Ok(d("5")));
-        assert_eq!(run("if(age_days > 365, value / 2, value)", &[("age_days", "3"), ("value", "10")]), Ok(d("10")));
+        assert_eq!(
+            run(
+                "if(age_days > 365, value / 2, value)",
+                &[("age_days", "400"), ("value", "10")]
+            ),
+            Ok(d("5"))
+        );
+        assert_eq!(
+            run(
+                "if(age_days > 365, value / 2, value)",
+                &[("age_days", "3"), ("value", "10")]
+            ),
+            Ok(d("10"))
+        );
         assert_eq!(run("(1 <= 1) + (2 != 2)", &[]), Ok(d("1")));
     }
 
@@ -414,7 +489,10 @@ mod tests {
         assert_eq!(e("1 + ").map(|x| x.0), Some(4));
         assert_eq!(e("(1 + 2").map(|x| x.0), Some(6));
         assert_eq!(e("1 / 0").map(|x| x.0), Some(2));
-        assert_eq!(e("1 / (2 - 2)").map(|x| x.1), Some("division by zero".into()));
+        assert_eq!(
+            e("1 / (2 - 2)").map(|x| x.1),
+            Some("division by zero".into())
+        );
         assert_eq!(e("pow(2, 3)").map(|x| x.0), Some(0));
         assert_eq!(e("if(1, 2)").map(|x| x.0), Some(0));
         assert_eq!(e("2 $ 3").map(|x| x.0), Some(2));
@@ -426,7 +504,10 @@ mod tests {
 
     #[test]
     fn evaluation_errors_not_panics() {
-        assert_eq!(run("value / quantity", &[("value", "1"), ("quantity", "0")]).map_err(|e| e.position), Err(6));
+        assert_eq!(
+            run("value / quantity", &[("value", "1"), ("quantity", "0")]).map_err(|e| e.position),
+            Err(6)
+        );
         let big = "79228162514264337593543950335";
         assert!(run(&format!("{big} * {big}"), &[]).is_err());
         assert!(run(&format!("{big} + {big}"), &[]).is_err());

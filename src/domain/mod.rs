@@ -6,6 +6,7 @@ pub mod contribution;
 pub mod distribution;
 pub mod equation;
 pub mod formula;
+pub mod governance;
 pub mod ids;
 pub mod network;
 pub mod presets;

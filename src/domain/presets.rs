@@ -3,7 +3,10 @@
 use std::collections::BTreeMap;
 
 use super::contribution::Kind;
-use super::equation::{Bucket, Claim, Counting, Governance, Leftover, Policy, Pool, RateRule, ShareType, Target, ValidationRules, ValueEquation};
+use super::equation::{
+    Bucket, Claim, Counting, Governance, Leftover, Policy, Pool, RateRule, ShareType, Target,
+    ValidationRules, ValueEquation,
+};
 
 /// A named preset with a description.
 pub struct Preset {
@@ -65,12 +68,25 @@ fn pool(name: &str, share: ShareType, percent: &str, policy: Policy) -> Bucket {
         share,
         percent: percent.into(),
         to: None,
-        pool: Some(Pool { kinds: None, tags: None, from: None, to: None, policy }),
+        pool: Some(Pool {
+            kinds: None,
+            tags: None,
+            from: None,
+            to: None,
+            policy,
+        }),
     }
 }
 
 fn rate(kind: Kind, skill: Option<&str>, rate: &str) -> RateRule {
-    RateRule { kind, skill: skill.map(str::to_owned), agent_id: None, rate: rate.into(), valid_from: None, valid_to: None }
+    RateRule {
+        kind,
+        skill: skill.map(str::to_owned),
+        agent_id: None,
+        rate: rate.into(),
+        valid_from: None,
+        valid_to: None,
+    }
 }
 
 fn slicing_pie() -> ValueEquation {
@@ -78,10 +94,22 @@ fn slicing_pie() -> ValueEquation {
         "pie",
         ShareType::Straight,
         "100",
-        Policy::ProRata { claim: Claim::Equity, payback_multiplier: None, unit_value: None },
+        Policy::ProRata {
+            claim: Claim::Equity,
+            payback_multiplier: None,
+            unit_value: None,
+        },
     )]);
     e.rates = vec![rate(Kind::Work, None, "50")];
-    for k in [Kind::Work, Kind::Material, Kind::EquipmentUse, Kind::Space, Kind::Relationship, Kind::Citation, Kind::Other] {
+    for k in [
+        Kind::Work,
+        Kind::Material,
+        Kind::EquipmentUse,
+        Kind::Space,
+        Kind::Relationship,
+        Kind::Citation,
+        Kind::Other,
+    ] {
         e.multipliers.insert(k, "2".into());
     }
     e.multipliers.insert(Kind::Cash, "4".into());
@@ -90,7 +118,13 @@ fn slicing_pie() -> ValueEquation {
 
 fn sensorica() -> ValueEquation {
     let mut e = base(vec![
-        Bucket { name: "reserve".into(), share: ShareType::Straight, percent: "10".into(), to: Some(Target::Account("reserve".into())), pool: None },
+        Bucket {
+            name: "reserve".into(),
+            share: ShareType::Straight,
+            percent: "10".into(),
+            to: Some(Target::Account("reserve".into())),
+            pool: None,
+        },
         Bucket {
             name: "contributors".into(),
             share: ShareType::Remaining,
@@ -101,7 +135,11 @@ fn sensorica() -> ValueEquation {
                 tags: None,
                 from: None,
                 to: None,
-                policy: Policy::ProRata { claim: Claim::Equity, payback_multiplier: None, unit_value: None },
+                policy: Policy::ProRata {
+                    claim: Claim::Equity,
+                    payback_multiplier: None,
+                    unit_value: None,
+                },
             }),
         },
     ]);
@@ -115,7 +153,12 @@ fn sensorica() -> ValueEquation {
 }
 
 fn sourcecred_balanced() -> ValueEquation {
-    base(vec![pool("balanced", ShareType::Straight, "100", Policy::Balanced)])
+    base(vec![pool(
+        "balanced",
+        ShareType::Straight,
+        "100",
+        Policy::Balanced,
+    )])
 }
 
 #[cfg(test)]

@@ -163,6 +163,15 @@ impl TestApp {
         }
     }
 
+    /// Runs raw SQL on the test's database (to move time in tests, or to tamper with rows).
+    pub fn sql(&self, query: &str) {
+        let url = holoptic::db::DatabaseUrl::parse(&self.database_url).expect("url");
+        let mut conn = holoptic::db::conn::establish(&url).expect("connect");
+        diesel::sql_query(query)
+            .execute(&mut conn)
+            .expect("sql runs");
+    }
+
     /// Sends a request with optional token, JSON body and extra headers.
     pub async fn send(
         &self,

@@ -1,0 +1,9 @@
+DROP TABLE line_payments;
+DROP TABLE distribution_claims;
+DROP TABLE distribution_lines;
+DROP TABLE distributions;
+DROP TABLE income_events;
+DROP TABLE proposal_outcomes;
+DROP TABLE votes;
+DROP TABLE proposals;
+DROP TABLE equation_versions;

@@ -1,0 +1,318 @@
+//! Accounting glue between storage and the pure domain: the equation in force, weighted
+//! contributions, history, computing a distribution, and settling proposals. Runs inside
+//! a handler's database closure; knows nothing of HTTP.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use rust_decimal::Decimal;
+use sha2::{Digest as _, Sha256};
+
+use crate::db::rows::{EquationVersionRow, ProposalOutcomeRow, ProposalRow};
+use crate::db::{self, write_tx, AnyConnection};
+use crate::domain::contribution::Kind;
+use crate::domain::distribution::{self, History, Outcome, Weighed};
+use crate::domain::equation::{Compiled, Facts, ValueEquation};
+use crate::domain::governance::{decide, ProposalStatus, Tally};
+use crate::error::ApiError;
+
+/// A stored version, compiled.
+pub struct InForce {
+    /// The stored row.
+    pub row: EquationVersionRow,
+    /// The compiled equation.
+    pub eq: Compiled,
+}
+
+/// Compiles a stored equation body (it compiled when it was proposed).
+pub fn compile_body(body: &str) -> Result<Compiled, ApiError> {
+    let eq: ValueEquation = serde_json::from_str(body)
+        .map_err(|e| ApiError::Internal(format!("stored equation unreadable: {e}")))?;
+    eq.compile().map_err(|e| {
+        ApiError::Internal(format!(
+            "stored equation no longer compiles: {} {}",
+            e.field, e.detail
+        ))
+    })
+}
+
+/// The version in force at `at`, if the network has adopted one.
+pub fn in_force(
+    conn: &mut AnyConnection,
+    network_id: &str,
+    at: NaiveDateTime,
+) -> Result<Option<InForce>, ApiError> {
+    match db::equations::in_force(conn, network_id, at)? {
+        None => Ok(None),
+        Some(row) => {
+            let eq = compile_body(&row.body)?;
+            Ok(Some(InForce { row, eq }))
+        }
+    }
+}
+
+/// (approvals, rejections) needed now: the equation's, else the network's own setting.
+pub fn thresholds(
+    conn: &mut AnyConnection,
+    network: &db::rows::NetworkRow,
+) -> Result<(i32, i32), ApiError> {
+    Ok(match in_force(conn, &network.id, db::rows::now())? {
+        Some(f) => (
+            f.eq.source.validation.approvals_required,
+            f.eq.source.validation.rejections_required,
+        ),
+        None => (network.approvals_required, network.rejections_required),
+    })
+}
+
+/// Counted contributions with their weighted values at `cutoff`, as things stood at `as_of`.
+pub fn weighed(
+    conn: &mut AnyConnection,
+    network_id: &str,
+    eq: &Compiled,
+    cutoff: NaiveDateTime,
+    as_of: NaiveDateTime,
+) -> Result<Vec<Weighed>, ApiError> {
+    let cutoff_utc = DateTime::<Utc>::from_naive_utc_and_offset(cutoff, Utc);
+    let mut out = Vec::new();
+    for (row, tags, status) in db::contributions::snapshot(conn, network_id, cutoff, as_of)? {
+        let kind = Kind::from_db(&row.kind).unwrap_or(Kind::Other);
+        if !eq.source.counting.statuses.contains(&status) || !eq.counts(kind, &tags) {
+            continue;
+        }
+        let facts = Facts {
+            id: row.id.clone(),
+            agent_id: row.agent_id.clone(),
+            kind,
+            quantity: row.quantity.0,
+            unit: row.unit.clone(),
+            skill: row.skill.clone(),
+            tags: tags.clone(),
+            occurred_at: DateTime::<Utc>::from_naive_utc_and_offset(row.occurred_at, Utc),
+        };
+        let value = eq.weigh(&facts, cutoff_utc).map_err(|e| {
+            ApiError::field(
+                "formulas",
+                format!("contribution {}: {}", e.contribution_id, e.message),
+            )
+        })?;
+        out.push(Weighed {
+            id: row.id,
+            agent_id: row.agent_id,
+            kind,
+            tags,
+            occurred_at: facts.occurred_at,
+            value,
+        });
+    }
+    Ok(out)
+}
+
+/// A computed (not necessarily stored) distribution.
+pub struct Computed {
+    /// Lines and claim payments.
+    pub outcome: Outcome,
+    /// SHA-256 over every input: weighted contributions, history, amount, scale, cut-off.
+    pub digest: String,
+}
+
+/// Inputs of one computation.
+pub struct Job<'a> {
+    /// Network.
+    pub network_id: &'a str,
+    /// The equation.
+    pub eq: &'a Compiled,
+    /// Whole minor units.
+    pub amount_minor: Decimal,
+    /// Currency scale.
+    pub scale: u32,
+    /// Contributions up to this time count.
+    pub cutoff: NaiveDateTime,
+    /// State as of this time (now, or a distribution's commit time when verifying).
+    pub as_of: NaiveDateTime,
+    /// Only distributions committed before this (commit time, id) count as history.
+    pub before: Option<(NaiveDateTime, &'a str)>,
+    /// Tie-break salt: the income event id, so a preview equals its commit.
+    pub salt: &'a str,
+}
+
+/// Computes a distribution from the database's state.
+pub fn compute(conn: &mut AnyConnection, job: &Job<'_>) -> Result<Computed, ApiError> {
+    let contributions = weighed(conn, job.network_id, job.eq, job.cutoff, job.as_of)?;
+    let history = db::distributions::history(conn, job.network_id, job.before)?;
+    let cutoff = DateTime::<Utc>::from_naive_utc_and_offset(job.cutoff, Utc);
+    let outcome = distribution::distribute(
+        job.eq,
+        job.amount_minor,
+        job.scale,
+        &contributions,
+        &history,
+        cutoff,
+        job.salt,
+    )
+    .map_err(|e| ApiError::Conflict(format!("the distribution cannot be computed: {}", e.0)))?;
+    Ok(Computed {
+        digest: digest(job, &contributions, &history),
+        outcome,
+    })
+}
+
+fn digest(job: &Job<'_>, contributions: &[Weighed], history: &History) -> String {
+    let mut h = Sha256::new();
+    h.update(format!(
+        "equation|{}\namount|{}|{}\ncutoff|{}\n",
+        job.eq.hash, job.amount_minor, job.scale, job.cutoff
+    ));
+    let mut cs: Vec<&Weighed> = contributions.iter().collect();
+    cs.sort_by(|a, b| a.id.cmp(&b.id));
+    for c in cs {
+        h.update(format!("c|{}|{}|{}\n", c.id, c.agent_id, c.value));
+    }
+    let mut paid: Vec<_> = history.paid.iter().collect();
+    paid.sort();
+    for ((b, a), v) in paid {
+        h.update(format!("paid|{b}|{a}|{v}\n"));
+    }
+    let mut claims: Vec<_> = history.claims.iter().collect();
+    claims.sort();
+    for ((b, c), v) in claims {
+        h.update(format!("claim|{b}|{c}|{v}\n"));
+    }
+    hex::encode(h.finalize())
+}
+
+/// Decides every proposal whose outcome is now certain or whose period has ended, and
+/// adopts the passed ones as new versions. Writes only when something is due.
+pub fn settle(
+    conn: &mut AnyConnection,
+    network_id: &str,
+    now: NaiveDateTime,
+) -> Result<(), ApiError> {
+    if due(conn, network_id, now)?.is_empty() {
+        return Ok(());
+    }
+    write_tx(conn, |conn| {
+        db::equations::lock_network(conn, network_id)?;
+        let mut decided = due(conn, network_id, now)?;
+        decided.sort_by(|a, b| a.2.cmp(&b.2).then_with(|| a.0.id.cmp(&b.0.id)));
+        for (p, tally, decided_at, status) in decided {
+            let version = if status == ProposalStatus::Passed {
+                Some(adopt(conn, &p, decided_at)?)
+            } else {
+                None
+            };
+            record_outcome(conn, &p, status, decided_at, tally, None, version)?;
+        }
+        Ok(())
+    })
+}
+
+type Due = (ProposalRow, Tally, NaiveDateTime, ProposalStatus);
+
+fn due(
+    conn: &mut AnyConnection,
+    network_id: &str,
+    now: NaiveDateTime,
+) -> Result<Vec<Due>, ApiError> {
+    let mut out = Vec::new();
+    for p in db::equations::undecided(conn, network_id)? {
+        let (yes, no, abstain) = db::equations::tally(conn, &p.id)?;
+        let tally = Tally {
+            yes,
+            no,
+            abstain,
+            eligible: i64::from(p.eligible_voters),
+        };
+        let over = now >= p.voting_ends_at;
+        let quorum = Decimal::from_str_exact(&p.quorum_percent).unwrap_or(Decimal::ONE_HUNDRED);
+        let threshold =
+            Decimal::from_str_exact(&p.threshold_percent).unwrap_or(Decimal::ONE_HUNDRED);
+        let status = decide(tally, quorum, threshold, over);
+        if status != ProposalStatus::Open {
+            out.push((
+                p.clone(),
+                tally,
+                if over { p.voting_ends_at } else { now },
+                status,
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// Adopts a proposal's equation as the next version; returns the version number.
+pub fn adopt(
+    conn: &mut AnyConnection,
+    p: &ProposalRow,
+    decided_at: NaiveDateTime,
+) -> Result<i32, ApiError> {
+    let version = db::equations::next_version(conn, &p.network_id)?;
+    let effective_from = p.effective_from.map_or(decided_at, |e| e.max(decided_at));
+    db::equations::insert_version(
+        conn,
+        &EquationVersionRow {
+            network_id: p.network_id.clone(),
+            version,
+            body: p.body.clone(),
+            content_hash: p.content_hash.clone(),
+            effective_from,
+            adopted_at: decided_at,
+            proposal_id: p.id.clone(),
+        },
+    )?;
+    Ok(version)
+}
+
+/// Stores a proposal's outcome.
+pub fn record_outcome(
+    conn: &mut AnyConnection,
+    p: &ProposalRow,
+    status: ProposalStatus,
+    decided_at: NaiveDateTime,
+    t: Tally,
+    fast_tracked_by: Option<String>,
+    version: Option<i32>,
+) -> Result<(), ApiError> {
+    let n = |v: i64| i32::try_from(v).unwrap_or(i32::MAX);
+    db::equations::insert_outcome(
+        conn,
+        &ProposalOutcomeRow {
+            proposal_id: p.id.clone(),
+            status: status.as_str().into(),
+            decided_at,
+            yes_votes: n(t.yes),
+            no_votes: n(t.no),
+            abstain_votes: n(t.abstain),
+            fast_tracked_by,
+            version,
+        },
+    )?;
+    Ok(())
+}
+
+/// Whole minor units of a human amount with at most `scale` fraction digits.
+pub fn to_minor(amount: Decimal, scale: u32) -> Option<Decimal> {
+    let factor = Decimal::from(10u64.checked_pow(scale)?);
+    amount.checked_mul(factor).map(|m| m.trunc())
+}
+
+/// Human amount text with exactly `scale` fraction digits.
+pub fn to_human(minor: Decimal, scale: u32) -> String {
+    let whole = minor.trunc();
+    // A whole Decimal's mantissa is its value times 10^scale of its representation.
+    let units = whole.mantissa() / 10i128.pow(whole.scale());
+    Decimal::try_from_i128_with_scale(units, scale)
+        .map_or_else(|_| minor.to_string(), |d| d.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minor_and_human() {
+        let d = |s: &str| Decimal::from_str_exact(s).expect("decimal");
+        assert_eq!(to_minor(d("12.34"), 2), Some(d("1234")));
+        assert_eq!(to_human(d("1234"), 2), "12.34");
+        assert_eq!(to_human(d("5"), 18), "0.000000000000000005");
+        assert_eq!(to_human(d("1000"), 0), "1000");
+    }
+}

@@ -1,0 +1,233 @@
+//! Queries on income events, distributions, their lines, claims and payments, and the
+//! history later distributions depend on.
+
+use std::collections::HashMap;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use rust_decimal::Decimal;
+
+use super::rows::{ClaimRow, DistributionRow, IncomeRow, LineRow, PaymentRow};
+use super::schema::{
+    distribution_claims, distribution_lines, distributions, income_events, line_payments,
+};
+use super::AnyConnection;
+use crate::domain::distribution::History;
+
+/// Stores an income event.
+pub fn insert_income(conn: &mut AnyConnection, row: &IncomeRow) -> QueryResult<()> {
+    diesel::insert_into(income_events::table)
+        .values(row)
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// An income event of a network.
+pub fn find_income(
+    conn: &mut AnyConnection,
+    network_id: &str,
+    id: &str,
+) -> QueryResult<Option<IncomeRow>> {
+    income_events::table
+        .filter(income_events::network_id.eq(network_id))
+        .filter(income_events::id.eq(id))
+        .select(IncomeRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// A page of income events, newest first.
+pub fn list_income(
+    conn: &mut AnyConnection,
+    network_id: &str,
+    before: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<IncomeRow>> {
+    let mut q = income_events::table
+        .filter(income_events::network_id.eq(network_id.to_owned()))
+        .select(IncomeRow::as_select())
+        .into_boxed();
+    if let Some(b) = before {
+        q = q.filter(income_events::id.lt(b.to_owned()));
+    }
+    q.order(income_events::id.desc()).limit(limit).load(conn)
+}
+
+/// Stores a distribution with its lines and claim payments (multi-row INSERTs on the
+/// concrete connection, as the multi-backend one cannot batch).
+pub fn insert(
+    conn: &mut AnyConnection,
+    row: &DistributionRow,
+    lines: &[LineRow],
+    claims: &[ClaimRow],
+) -> QueryResult<()> {
+    diesel::insert_into(distributions::table)
+        .values(row)
+        .execute(conn)?;
+    for chunk in lines.chunks(500) {
+        match conn {
+            AnyConnection::Postgres(c) => diesel::insert_into(distribution_lines::table)
+                .values(chunk)
+                .execute(c)?,
+            AnyConnection::Sqlite(c) => diesel::insert_into(distribution_lines::table)
+                .values(chunk)
+                .execute(c)?,
+        };
+    }
+    for chunk in claims.chunks(500) {
+        match conn {
+            AnyConnection::Postgres(c) => diesel::insert_into(distribution_claims::table)
+                .values(chunk)
+                .execute(c)?,
+            AnyConnection::Sqlite(c) => diesel::insert_into(distribution_claims::table)
+                .values(chunk)
+                .execute(c)?,
+        };
+    }
+    Ok(())
+}
+
+/// A distribution of a network.
+pub fn find(
+    conn: &mut AnyConnection,
+    network_id: &str,
+    id: &str,
+) -> QueryResult<Option<DistributionRow>> {
+    distributions::table
+        .filter(distributions::network_id.eq(network_id))
+        .filter(distributions::id.eq(id))
+        .select(DistributionRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// The distribution of an income event, if committed.
+pub fn for_income(
+    conn: &mut AnyConnection,
+    income_id: &str,
+) -> QueryResult<Option<DistributionRow>> {
+    distributions::table
+        .filter(distributions::income_event_id.eq(income_id))
+        .select(DistributionRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// A page of distributions, newest first.
+pub fn list(
+    conn: &mut AnyConnection,
+    network_id: &str,
+    before: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<DistributionRow>> {
+    let mut q = distributions::table
+        .filter(distributions::network_id.eq(network_id.to_owned()))
+        .select(DistributionRow::as_select())
+        .into_boxed();
+    if let Some(b) = before {
+        q = q.filter(distributions::id.lt(b.to_owned()));
+    }
+    q.order(distributions::id.desc()).limit(limit).load(conn)
+}
+
+/// A distribution's lines with their payments, in line order.
+pub fn lines(
+    conn: &mut AnyConnection,
+    distribution_id: &str,
+) -> QueryResult<Vec<(LineRow, Option<PaymentRow>)>> {
+    distribution_lines::table
+        .left_join(line_payments::table)
+        .filter(distribution_lines::distribution_id.eq(distribution_id))
+        .order(distribution_lines::line_no)
+        .select((LineRow::as_select(), Option::<PaymentRow>::as_select()))
+        .load(conn)
+}
+
+/// Marks a line paid.
+pub fn insert_payment(conn: &mut AnyConnection, row: &PaymentRow) -> QueryResult<()> {
+    diesel::insert_into(line_payments::table)
+        .values(row)
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// What distributions committed before `(at, id)` paid: per (bucket, agent) and per
+/// (bucket, claim). Sums are taken in Rust: SQL arithmetic on SQLite text is floating point.
+pub fn history(
+    conn: &mut AnyConnection,
+    network_id: &str,
+    before: Option<(NaiveDateTime, &str)>,
+) -> QueryResult<History> {
+    let earlier = |q: distributions::BoxedQuery<'static, super::conn::MultiBackend>| match before {
+        None => q,
+        Some((at, id)) => q.filter(
+            distributions::committed_at
+                .lt(at)
+                .or(distributions::committed_at
+                    .eq(at)
+                    .and(distributions::id.lt(id.to_owned()))),
+        ),
+    };
+    let ids: Vec<String> = earlier(
+        distributions::table
+            .filter(distributions::network_id.eq(network_id.to_owned()))
+            .into_boxed(),
+    )
+    .select(distributions::id)
+    .load(conn)?;
+    let mut h = History::default();
+    if ids.is_empty() {
+        return Ok(h);
+    }
+    let lines: Vec<(String, Option<String>, super::types::DbDecimal)> = distribution_lines::table
+        .filter(distribution_lines::distribution_id.eq_any(&ids))
+        .filter(distribution_lines::agent_id.is_not_null())
+        .select((
+            distribution_lines::bucket,
+            distribution_lines::agent_id,
+            distribution_lines::amount_minor,
+        ))
+        .load(conn)?;
+    for (bucket, agent, amount) in lines {
+        if let Some(a) = agent {
+            *h.paid.entry((bucket, a)).or_insert(Decimal::ZERO) += amount.0;
+        }
+    }
+    let claims: Vec<ClaimRow> = distribution_claims::table
+        .filter(distribution_claims::distribution_id.eq_any(&ids))
+        .select(ClaimRow::as_select())
+        .load(conn)?;
+    for c in claims {
+        *h.claims
+            .entry((c.bucket, c.contribution_id))
+            .or_insert(Decimal::ZERO) += c.amount_minor.0;
+    }
+    Ok(h)
+}
+
+/// Everything paid to each agent by committed distributions: agent → currency → minor units.
+pub fn paid_by_agent(
+    conn: &mut AnyConnection,
+    network_id: &str,
+) -> QueryResult<HashMap<String, HashMap<String, Decimal>>> {
+    let rows: Vec<(Option<String>, String, super::types::DbDecimal)> = distribution_lines::table
+        .inner_join(distributions::table)
+        .filter(distributions::network_id.eq(network_id))
+        .filter(distribution_lines::agent_id.is_not_null())
+        .select((
+            distribution_lines::agent_id,
+            distributions::currency,
+            distribution_lines::amount_minor,
+        ))
+        .load(conn)?;
+    let mut out: HashMap<String, HashMap<String, Decimal>> = HashMap::new();
+    for (agent, currency, amount) in rows {
+        if let Some(a) = agent {
+            *out.entry(a)
+                .or_default()
+                .entry(currency)
+                .or_insert(Decimal::ZERO) += amount.0;
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,631 @@
+//! Value equations, governance and distributions, end to end on both backends.
+
+mod common;
+
+use common::{work, Member, TestApp};
+use serde_json::{json, Value};
+
+on_both_backends!(
+    preset_to_verified_distribution,
+    governance_paths,
+    equation_bad_input,
+    equation_sets_validation_threshold,
+    balanced_history_and_verification,
+);
+
+const N: &str = "/v1/networks/lab";
+
+async fn log(app: &TestApp, who: &Member, hours: &str, skill: &str) -> String {
+    let mut b = work(hours);
+    b["skill"] = json!(skill);
+    let c = app
+        .post(&format!("{N}/contributions"), Some(&who.token), b)
+        .await
+        .ok(201);
+    c["id"].as_str().expect("id").to_owned()
+}
+
+async fn approve(app: &TestApp, by: &Member, id: &str) {
+    app.post(
+        &format!("{N}/contributions/{id}/validations"),
+        Some(&by.token),
+        json!({ "decision": "approve" }),
+    )
+    .await
+    .ok(201);
+}
+
+async fn propose(app: &TestApp, by: &Member, body: Value) -> String {
+    let p = app
+        .post(&format!("{N}/proposals"), Some(&by.token), body)
+        .await
+        .ok(201);
+    p["id"].as_str().expect("id").to_owned()
+}
+
+async fn vote(app: &TestApp, by: &Member, id: &str, v: &str) -> Value {
+    app.post(
+        &format!("{N}/proposals/{id}/votes"),
+        Some(&by.token),
+        json!({ "vote": v }),
+    )
+    .await
+    .ok(201)
+}
+
+fn line<'a>(d: &'a Value, who: &str) -> &'a Value {
+    d["lines"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .find(|l| l["agent_id"] == who || l["account"] == who)
+        .expect("line")
+}
+
+async fn preset_to_verified_distribution(app: TestApp) {
+    let steward = app.network("lab", json!({})).await;
+    let ada = app.join("lab", "Ada").await;
+    let bob = app.join("lab", "Bob").await;
+    app.get(&format!("{N}/shares"), None)
+        .await
+        .assert_problem(409, None);
+
+    // Adopt the Sensorica preset by vote: 3 eligible, quorum 50%, majority.
+    let presets = app.get("/v1/presets", None).await.ok(200);
+    assert!(presets
+        .as_array()
+        .expect("presets")
+        .iter()
+        .any(|p| p["name"] == "sensorica"));
+    let pid = propose(
+        &app,
+        &ada,
+        json!({ "title": "Adopt Sensorica", "preset": "sensorica" }),
+    )
+    .await;
+    let whatif = app
+        .get(&format!("{N}/proposals/{pid}/what-if?amount=1000"), None)
+        .await
+        .ok(200);
+    assert!(whatif["current_version"].is_null());
+    // Three members, the reserve, and what nobody's work can take yet, retained as its own line.
+    assert_eq!(whatif["rows"].as_array().map(Vec::len), Some(5), "{whatif}");
+    assert!(whatif["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .any(|r| r["account"] == "retained" && r["proposed"] == "900.00"));
+    assert_eq!(vote(&app, &ada, &pid, "yes").await["status"], "open");
+    let passed = vote(&app, &bob, &pid, "yes").await;
+    assert_eq!(passed["status"], "passed");
+    assert_eq!(passed["version"], 1);
+    app.post(
+        &format!("{N}/proposals/{pid}/votes"),
+        Some(&steward.token),
+        json!({ "vote": "no" }),
+    )
+    .await
+    .assert_problem(409, None);
+    let v1 = app.get(&format!("{N}/equation"), None).await.ok(200);
+    assert_eq!(v1["version"], 1);
+    assert_eq!(v1["status"], "active");
+    assert_eq!(v1["content_hash"], passed["content_hash"]);
+
+    // Work, validated by peers: Ada 10 h design (×1.5 = 15), Bob 20 h fabrication (×1.2 = 24).
+    let a = log(&app, &ada, "10", "design").await;
+    let b = log(&app, &bob, "20", "fabrication").await;
+    let pending = log(&app, &bob, "100", "design").await;
+    approve(&app, &bob, &a).await;
+    approve(&app, &ada, &b).await;
+    let _ = pending;
+
+    let income = app
+        .post(&format!("{N}/income"), Some(&steward.token), json!({ "amount": "1000.00", "currency": "EUR", "source": "frames", "received_at": "2026-02-01T00:00:00Z" }))
+        .await
+        .ok(201);
+    let iid = income["id"].as_str().expect("id");
+    app.post(
+        &format!("{N}/income/{iid}/distribution"),
+        Some(&ada.token),
+        json!({}),
+    )
+    .await
+    .assert_problem(403, None);
+    let preview = app
+        .post(
+            &format!("{N}/income/{iid}/preview"),
+            Some(&ada.token),
+            json!({}),
+        )
+        .await
+        .ok(200);
+    assert!(preview["id"].is_null());
+    let committed = app
+        .post(
+            &format!("{N}/income/{iid}/distribution"),
+            Some(&steward.token),
+            json!({}),
+        )
+        .await
+        .ok(201);
+    assert_eq!(
+        committed["lines"], preview["lines"],
+        "the preview is what gets committed"
+    );
+    // Reserve 10% = 100.00; 900.00 split 15:24 → 346.153… and 553.846… → 34615 and 55385 cents.
+    assert_eq!(line(&committed, "reserve")["amount"], "100.00");
+    assert_eq!(line(&committed, &ada.id)["amount_minor"], "34615");
+    assert_eq!(
+        line(&committed, &ada.id)["exact_share"],
+        "34615.384615384615384615"
+    );
+    assert_eq!(line(&committed, &bob.id)["amount_minor"], "55385");
+    let total: i64 = committed["lines"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .map(|l| {
+            l["amount_minor"]
+                .as_str()
+                .expect("a")
+                .parse::<i64>()
+                .expect("int")
+        })
+        .sum();
+    assert_eq!(total, 100_000);
+    assert_eq!(committed["equation_version"], 1);
+    let did = committed["id"].as_str().expect("id");
+
+    app.post(
+        &format!("{N}/income/{iid}/distribution"),
+        Some(&steward.token),
+        json!({}),
+    )
+    .await
+    .assert_problem(409, None);
+    let verify = app
+        .get(&format!("{N}/distributions/{did}/verify"), None)
+        .await
+        .ok(200);
+    assert_eq!(verify["matches"], true, "{verify}");
+
+    let paid = app
+        .post(
+            &format!("{N}/distributions/{did}/lines/2/payment"),
+            Some(&steward.token),
+            json!({ "reference": "0xabc123" }),
+        )
+        .await
+        .ok(201);
+    assert_eq!(paid["paid_reference"], "0xabc123");
+    app.post(
+        &format!("{N}/distributions/{did}/lines/2/payment"),
+        Some(&steward.token),
+        json!({ "reference": "again" }),
+    )
+    .await
+    .assert_problem(409, None);
+    app.post(
+        &format!("{N}/distributions/{did}/lines/99/payment"),
+        Some(&steward.token),
+        json!({ "reference": "x" }),
+    )
+    .await
+    .assert_problem(404, None);
+
+    let shares = app
+        .get(&format!("{N}/shares?amount=100"), None)
+        .await
+        .ok(200);
+    assert_eq!(shares["total_value"], "39");
+    assert_eq!(
+        shares["items"][0]["agent_id"],
+        json!(bob.id),
+        "highest value first"
+    );
+    assert_eq!(shares["items"][0]["value"], "24");
+    assert_eq!(
+        shares["items"][0]["paid"],
+        json!([{ "currency": "EUR", "amount": "553.85" }])
+    );
+    assert_eq!(shares["items"][1]["share"], "0.384615384615");
+    assert_eq!(shares["items"][1]["would_get"], "34.62");
+    let one = app
+        .get(&format!("{N}/shares/{}", ada.id), None)
+        .await
+        .ok(200);
+    assert_eq!(one["value"], "15");
+    let page = app.get(&format!("{N}/shares?limit=1"), None).await.ok(200);
+    let cursor = page["next_cursor"].as_str().expect("more");
+    let page2 = app
+        .get(&format!("{N}/shares?limit=1&cursor={cursor}"), None)
+        .await
+        .ok(200);
+    assert_eq!(page2["items"][0]["agent_id"], json!(ada.id));
+    let dists = app.get(&format!("{N}/distributions"), None).await.ok(200);
+    assert_eq!(dists["items"].as_array().map(Vec::len), Some(1));
+}
+
+async fn governance_paths(app: TestApp) {
+    let steward = app.network("lab", json!({})).await;
+    let ada = app.join("lab", "Ada").await;
+    let bob = app.join("lab", "Bob").await;
+    let cy = app.join("lab", "Cy").await;
+    let auditor = app.join("lab", "Aud").await;
+    app.set_role("lab", &steward, &auditor, "auditor").await;
+    let outsider = app.agent("Out").await;
+
+    // Fails: a majority votes no (4 eligible: steward, Ada, Bob, Cy).
+    let p = propose(
+        &app,
+        &ada,
+        json!({ "title": "Balanced", "preset": "sourcecred_balanced" }),
+    )
+    .await;
+    app.post(
+        &format!("{N}/proposals/{p}/votes"),
+        Some(&outsider.token),
+        json!({ "vote": "yes" }),
+    )
+    .await
+    .assert_problem(403, None);
+    app.post(
+        &format!("{N}/proposals/{p}/votes"),
+        Some(&auditor.token),
+        json!({ "vote": "yes" }),
+    )
+    .await
+    .assert_problem(403, None);
+    vote(&app, &ada, &p, "yes").await;
+    app.post(
+        &format!("{N}/proposals/{p}/votes"),
+        Some(&ada.token),
+        json!({ "vote": "no" }),
+    )
+    .await
+    .assert_problem(409, None);
+    assert_eq!(vote(&app, &bob, &p, "no").await["status"], "open");
+    // 1 yes, 2 no, 1 left: even a yes could not make a majority, so it fails at once.
+    let failed = vote(&app, &cy, &p, "no").await;
+    assert_eq!(failed["status"], "failed");
+    assert!(failed["version"].is_null());
+    app.post(
+        &format!("{N}/proposals/{p}/votes"),
+        Some(&steward.token),
+        json!({ "vote": "yes" }),
+    )
+    .await
+    .assert_problem(409, None);
+
+    // Expires: one vote of four, then the period ends.
+    let q = propose(
+        &app,
+        &bob,
+        json!({ "title": "Sensorica", "preset": "sensorica" }),
+    )
+    .await;
+    assert_eq!(vote(&app, &bob, &q, "yes").await["status"], "open");
+    app.sql(&format!(
+        "UPDATE proposals SET voting_ends_at = '2026-01-01 00:00:00' WHERE id = '{q}'"
+    ));
+    let expired = app.get(&format!("{N}/proposals/{q}"), None).await.ok(200);
+    assert_eq!(expired["status"], "expired");
+    app.get(&format!("{N}/equation"), None)
+        .await
+        .assert_problem(404, None);
+
+    // Passes by time with quorum and majority (2 yes, 1 no), and allows fast-track.
+    let mut eq = app.get("/v1/presets", None).await.ok(200)[0]["equation"].clone();
+    eq["governance"] = json!({ "steward_fast_track": true, "quorum_percent": "50", "threshold_percent": "50", "voting_days": 3 });
+    let r = propose(
+        &app,
+        &cy,
+        json!({ "title": "Pie with fast track", "equation": eq }),
+    )
+    .await;
+    vote(&app, &cy, &r, "yes").await;
+    vote(&app, &ada, &r, "yes").await;
+    assert_eq!(vote(&app, &bob, &r, "no").await["status"], "open");
+    app.post(
+        &format!("{N}/proposals/{r}/fast-track"),
+        Some(&steward.token),
+        json!({}),
+    )
+    .await
+    .assert_problem(403, None);
+    app.sql(&format!(
+        "UPDATE proposals SET voting_ends_at = '2026-01-01 00:00:00' WHERE id = '{r}'"
+    ));
+    let list = app.get(&format!("{N}/proposals"), None).await.ok(200);
+    let statuses: Vec<&str> = list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|p| p["status"].as_str().expect("s"))
+        .collect();
+    assert_eq!(statuses, vec!["passed", "expired", "failed"]);
+    assert_eq!(
+        app.get(&format!("{N}/equation"), None).await.ok(200)["version"],
+        1
+    );
+
+    // Under v1 stewards may fast-track: recorded on the proposal. The what-if compares.
+    let s = propose(
+        &app,
+        &ada,
+        json!({ "title": "Sensorica now", "preset": "sensorica" }),
+    )
+    .await;
+    let whatif = app
+        .get(&format!("{N}/proposals/{s}/what-if?amount=10"), None)
+        .await
+        .ok(200);
+    assert_eq!(whatif["current_version"], 1);
+    assert!(whatif["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .any(|r| r["account"] == "reserve" && r["proposed"] == "1.00" && r["current"] == "0.00"));
+    app.post(
+        &format!("{N}/proposals/{s}/fast-track"),
+        Some(&ada.token),
+        json!({}),
+    )
+    .await
+    .assert_problem(403, None);
+    let fast = app
+        .post(
+            &format!("{N}/proposals/{s}/fast-track"),
+            Some(&steward.token),
+            json!({}),
+        )
+        .await
+        .ok(200);
+    assert_eq!(fast["status"], "passed");
+    assert_eq!(fast["fast_tracked_by"], json!(steward.id));
+    assert_eq!(fast["version"], 2);
+    let versions = app.get(&format!("{N}/equations"), None).await.ok(200);
+    assert_eq!(versions.as_array().map(Vec::len), Some(2));
+    assert_eq!(versions[0]["status"], "superseded");
+    assert_eq!(versions[1]["status"], "active");
+    let at = app
+        .get(&format!("{N}/equation?at=2026-01-01T00:00:00Z"), None)
+        .await
+        .ok(200);
+    assert_eq!(at["version"], 1, "in force at that date");
+    app.get(&format!("{N}/equations/7"), None)
+        .await
+        .assert_problem(404, None);
+}
+
+async fn equation_bad_input(app: TestApp) {
+    let steward = app.network("lab", json!({})).await;
+    let t = Some(steward.token.as_str());
+    let path = format!("{N}/proposals");
+    let pool = json!({ "name": "p", "share": "straight", "percent": "100", "pool": { "policy": { "type": "pro_rata", "claim": "equity" } } });
+    let with = |k: &str, v: Value| {
+        let mut e = json!({ "buckets": [pool.clone()] });
+        e[k] = v;
+        json!({ "title": "t", "equation": e })
+    };
+    let cases = [
+        (
+            with("formulas", json!({ "work": "quantity * salary" })),
+            "equation.formulas.work",
+            "unknown variable 'salary'",
+        ),
+        (
+            with("formulas", json!({ "work": "quantity * (rate" })),
+            "equation.formulas.work",
+            "position 16",
+        ),
+        (
+            with("formulas", json!({ "work": "quantity / 0" })),
+            "equation.formulas.work",
+            "division by zero",
+        ),
+        (
+            json!({ "title": "t", "equation": { "buckets": [
+                { "name": "a", "share": "straight", "percent": "70", "to": { "account": "reserve" } },
+                { "name": "b", "share": "straight", "percent": "40", "to": { "account": "fund" } }
+            ] } }),
+            "equation.buckets[1].percent",
+            "more than 100",
+        ),
+        (
+            with("default_rate", json!("-1")),
+            "equation.default_rate",
+            "negative",
+        ),
+        (
+            with("buckets", json!([])),
+            "equation.buckets",
+            "at least one",
+        ),
+        (
+            json!({ "title": "t", "preset": "nope" }),
+            "preset",
+            "unknown preset",
+        ),
+        (json!({ "title": "t" }), "equation", "exactly one"),
+        (
+            json!({ "title": "", "preset": "sensorica" }),
+            "title",
+            "at least",
+        ),
+        (
+            with("surprise", json!(1)),
+            "equation.surprise",
+            "unknown field",
+        ),
+    ];
+    for (body, field, words) in cases {
+        let res = app.post(&path, t, body).await;
+        res.assert_problem(422, Some(field));
+        assert!(
+            res.body["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains(words)),
+            "{field}: {}",
+            res.body
+        );
+    }
+    let list = app.get(&path, None).await.ok(200);
+    assert_eq!(
+        list["items"].as_array().map(Vec::len),
+        Some(0),
+        "nothing written"
+    );
+    app.post(&format!("{N}/income"), t, json!({ "amount": "1.001", "currency": "EUR", "source": "s", "received_at": "2026-01-01T00:00:00Z" }))
+        .await
+        .assert_problem(422, Some("amount"));
+    app.post(&format!("{N}/income"), t, json!({ "amount": "1", "currency": "USD", "source": "s", "received_at": "2026-01-01T00:00:00Z" }))
+        .await
+        .assert_problem(422, Some("currency"));
+    app.post(&format!("{N}/income"), t, json!({ "amount": "0", "currency": "EUR", "source": "s", "received_at": "2026-01-01T00:00:00Z" }))
+        .await
+        .assert_problem(422, Some("amount"));
+    let income = app.post(&format!("{N}/income"), t, json!({ "amount": "5", "currency": "EUR", "source": "s", "received_at": "2026-01-01T00:00:00Z" })).await.ok(201);
+    let iid = income["id"].as_str().expect("id");
+    app.post(&format!("{N}/income/{iid}/preview"), t, json!({}))
+        .await
+        .assert_problem(409, None);
+    app.post(
+        &format!("{N}/income/{iid}/preview"),
+        t,
+        json!({ "cutoff": "2999-01-01T00:00:00Z" }),
+    )
+    .await
+    .assert_problem(422, Some("cutoff"));
+}
+
+async fn equation_sets_validation_threshold(app: TestApp) {
+    let steward = app.network("lab", json!({})).await;
+    let ada = app.join("lab", "Ada").await;
+    let bob = app.join("lab", "Bob").await;
+    let mut eq = app.get("/v1/presets", None).await.ok(200)[1]["equation"].clone();
+    eq["validation"] = json!({ "approvals_required": 2, "rejections_required": 1 });
+    eq["governance"] = json!({ "steward_fast_track": true });
+    let p = propose(
+        &app,
+        &steward,
+        json!({ "title": "Two approvals", "equation": eq.clone() }),
+    )
+    .await;
+    vote(&app, &steward, &p, "yes").await;
+    assert_eq!(vote(&app, &ada, &p, "yes").await["status"], "passed");
+    let c = log(&app, &ada, "3", "design").await;
+    let first = app
+        .post(
+            &format!("{N}/contributions/{c}/validations"),
+            Some(&bob.token),
+            json!({ "decision": "approve" }),
+        )
+        .await
+        .ok(201);
+    assert_eq!(
+        first["contribution_status"], "pending",
+        "the equation needs two approvals"
+    );
+    let second = app
+        .post(
+            &format!("{N}/contributions/{c}/validations"),
+            Some(&steward.token),
+            json!({ "decision": "approve" }),
+        )
+        .await
+        .ok(201);
+    assert_eq!(second["contribution_status"], "validated");
+}
+
+async fn balanced_history_and_verification(app: TestApp) {
+    let steward = app.network("lab", json!({})).await;
+    let ada = app.join("lab", "Ada").await;
+    let bob = app.join("lab", "Bob").await;
+    let p = propose(
+        &app,
+        &steward,
+        json!({ "title": "Balanced", "preset": "sourcecred_balanced" }),
+    )
+    .await;
+    vote(&app, &ada, &p, "yes").await;
+    vote(&app, &steward, &p, "yes").await;
+    let a = log(&app, &ada, "10", "x").await;
+    approve(&app, &bob, &a).await;
+    let income = |amount: &'static str| json!({ "amount": amount, "currency": "EUR", "source": "s", "received_at": "2026-01-01T00:00:00Z" });
+    let i1 = app
+        .post(&format!("{N}/income"), Some(&steward.token), income("100"))
+        .await
+        .ok(201);
+    let d1 = app
+        .post(
+            &format!("{N}/income/{}/distribution", i1["id"].as_str().expect("id")),
+            Some(&steward.token),
+            json!({}),
+        )
+        .await
+        .ok(201);
+    assert_eq!(line(&d1, &ada.id)["amount"], "100.00");
+    // Bob now contributes as much; balanced pays him toward his share first:
+    // pot 100 + 100, targets 100 each, Ada already has 100 → all of it to Bob.
+    let b = log(&app, &bob, "10", "x").await;
+    approve(&app, &ada, &b).await;
+    let i2 = app
+        .post(&format!("{N}/income"), Some(&steward.token), income("100"))
+        .await
+        .ok(201);
+    let d2 = app
+        .post(
+            &format!("{N}/income/{}/distribution", i2["id"].as_str().expect("id")),
+            Some(&steward.token),
+            json!({}),
+        )
+        .await
+        .ok(201);
+    assert_eq!(line(&d2, &bob.id)["amount"], "100.00");
+    assert_eq!(d2["lines"].as_array().map(Vec::len), Some(1));
+    // Later changes do not disturb earlier distributions' verification.
+    let late = log(&app, &ada, "50", "x").await;
+    approve(&app, &bob, &late).await;
+    let mut fix = work("9");
+    fix["corrects"] = json!(a);
+    fix["description"] = json!("was nine hours");
+    app.post(&format!("{N}/contributions"), Some(&ada.token), fix)
+        .await
+        .ok(201);
+    for d in [&d1, &d2] {
+        let v = app
+            .get(
+                &format!("{N}/distributions/{}/verify", d["id"].as_str().expect("id")),
+                None,
+            )
+            .await
+            .ok(200);
+        assert_eq!(v["matches"], true, "{v}");
+    }
+    // Tampering with a stored line is caught (SQLite; PostgreSQL refuses the UPDATE itself).
+    if let common::Backend::Sqlite = app.backend {
+        app.sql("DROP TRIGGER distribution_lines_no_update");
+        app.sql(&format!(
+            "UPDATE distribution_lines SET amount_minor = '9999' WHERE distribution_id = '{}'",
+            d2["id"].as_str().expect("id")
+        ));
+        let v = app
+            .get(
+                &format!(
+                    "{N}/distributions/{}/verify",
+                    d2["id"].as_str().expect("id")
+                ),
+                None,
+            )
+            .await
+            .ok(200);
+        assert_eq!(v["matches"], false);
+        assert!(
+            v["mismatches"][0]
+                .as_str()
+                .is_some_and(|m| m.starts_with("line 1")),
+            "{v}"
+        );
+    }
+}
