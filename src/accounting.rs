@@ -75,7 +75,8 @@ pub fn weighed(
     let mut out = Vec::new();
     for (row, tags, status) in db::contributions::snapshot(conn, network_id, cutoff, as_of)? {
         let kind = Kind::from_db(&row.kind).unwrap_or(Kind::Other);
-        if !eq.source.counting.statuses.contains(&status) || !eq.counts(kind, &tags) {
+        let occurred_at = DateTime::<Utc>::from_naive_utc_and_offset(row.occurred_at, Utc);
+        if !eq.source.counting.statuses.contains(&status) || !eq.counts(kind, &tags, occurred_at) {
             continue;
         }
         let facts = Facts {
@@ -86,7 +87,7 @@ pub fn weighed(
             unit: row.unit.clone(),
             skill: row.skill.clone(),
             tags: tags.clone(),
-            occurred_at: DateTime::<Utc>::from_naive_utc_and_offset(row.occurred_at, Utc),
+            occurred_at,
         };
         let value = eq.weigh(&facts, cutoff_utc).map_err(|e| {
             ApiError::field(

@@ -97,6 +97,12 @@ pub struct Counting {
     /// Only contributions with one of these tags (default: all).
     #[serde(default)]
     pub tags: Option<Vec<String>>,
+    /// Only contributions that occurred on or after this time.
+    #[serde(default)]
+    pub from: Option<DateTime<Utc>>,
+    /// Only contributions that occurred before this time.
+    #[serde(default)]
+    pub to: Option<DateTime<Utc>>,
 }
 
 fn validated_only() -> Vec<Status> {
@@ -109,6 +115,8 @@ impl Default for Counting {
             statuses: validated_only(),
             kinds: None,
             tags: None,
+            from: None,
+            to: None,
         }
     }
 }
@@ -424,6 +432,14 @@ impl ValueEquation {
                 "must name at least one status",
             ));
         }
+        if let (Some(a), Some(b)) = (e.counting.from, e.counting.to) {
+            if a >= b {
+                return Err(FieldError::new(
+                    "counting.to",
+                    "must be after counting.from",
+                ));
+            }
+        }
         if e.counting.statuses.contains(&Status::Superseded) {
             return Err(FieldError::new(
                 "counting.statuses",
@@ -620,13 +636,15 @@ impl Compiled {
             .map_or(self.default_rate, |(_, rate)| rate)
     }
 
-    /// Does the equation count contributions of this kind and these tags?
-    pub fn counts(&self, kind: Kind, tags: &[String]) -> bool {
+    /// Does the equation count a contribution of this kind, with these tags, from then?
+    pub fn counts(&self, kind: Kind, tags: &[String], occurred_at: DateTime<Utc>) -> bool {
         let c = &self.source.counting;
         c.kinds.as_ref().is_none_or(|k| k.contains(&kind))
             && c.tags
                 .as_ref()
                 .is_none_or(|t| tags.iter().any(|x| t.contains(x)))
+            && c.from.is_none_or(|f| occurred_at >= f)
+            && c.to.is_none_or(|t| occurred_at < t)
     }
 
     /// Weighted value of `c` at `cutoff`: quantity × rate × multiplier × decay, or the kind's
@@ -686,5 +704,130 @@ impl Compiled {
             .max(Decimal::ZERO)
             .round_dp_with_strategy(WEIGHT_DIGITS, RoundingStrategy::ToZero)
             .normalize())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> Decimal {
+        Decimal::from_str_exact(s).expect("decimal")
+    }
+
+    fn at(day: u32) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(&format!("2026-01-{day:02}T00:00:00Z"))
+            .expect("date")
+            .with_timezone(&Utc)
+    }
+
+    const ADA: &str = "01a20202-3cc3-73a5-9c17-48848df095a0";
+
+    fn facts(kind: Kind, quantity: &str, skill: Option<&str>, day: u32) -> Facts {
+        Facts {
+            id: "c".into(),
+            agent_id: ADA.into(),
+            kind,
+            quantity: d(quantity),
+            unit: "hours".into(),
+            skill: skill.map(str::to_owned),
+            tags: vec!["x".into()],
+            occurred_at: at(day),
+        }
+    }
+
+    fn compile(v: serde_json::Value) -> Compiled {
+        serde_json::from_value::<ValueEquation>(v)
+            .expect("parses")
+            .compile()
+            .expect("compiles")
+    }
+
+    #[test]
+    fn rates_most_specific_first_with_validity() {
+        let e = compile(serde_json::json!({
+            "default_rate": "1",
+            "rates": [
+                { "kind": "work", "rate": "10" },
+                { "kind": "work", "skill": "cnc", "rate": "20" },
+                { "kind": "work", "skill": "cnc", "agent_id": ADA, "rate": "30", "valid_to": "2026-01-10T00:00:00Z" }
+            ],
+            "multipliers": { "work": "2" },
+            "buckets": [{ "name": "p", "share": "straight", "percent": "100", "pool": { "policy": { "type": "equal" } } }]
+        }));
+        assert_eq!(
+            e.rate_for(&facts(Kind::Work, "1", Some("cnc"), 5)),
+            d("30"),
+            "agent+skill+kind"
+        );
+        assert_eq!(
+            e.rate_for(&facts(Kind::Work, "1", Some("cnc"), 15)),
+            d("20"),
+            "agent rule expired: skill+kind"
+        );
+        assert_eq!(
+            e.rate_for(&facts(Kind::Work, "1", Some("weld"), 5)),
+            d("10"),
+            "kind"
+        );
+        assert_eq!(
+            e.rate_for(&facts(Kind::Material, "1", None, 5)),
+            d("1"),
+            "default"
+        );
+        assert_eq!(
+            e.weigh(&facts(Kind::Work, "2.5", Some("weld"), 5), at(20)),
+            Ok(d("50")),
+            "2.5 × 10 × 2"
+        );
+    }
+
+    #[test]
+    fn decay_halves_per_half_life_and_formulas_replace_the_product() {
+        let e = compile(serde_json::json!({
+            "decay_half_life_days": 10,
+            "formulas": { "cash": "min(quantity, 100) * rate" },
+            "buckets": [{ "name": "p", "share": "straight", "percent": "100", "pool": { "policy": { "type": "equal" } } }]
+        }));
+        assert_eq!(e.weigh(&facts(Kind::Work, "8", None, 1), at(1)), Ok(d("8")));
+        assert_eq!(
+            e.weigh(&facts(Kind::Work, "8", None, 1), at(11)),
+            Ok(d("4"))
+        );
+        assert_eq!(
+            e.weigh(&facts(Kind::Work, "8", None, 1), at(21)),
+            Ok(d("2"))
+        );
+        assert_eq!(
+            e.weigh(&facts(Kind::Cash, "250", None, 1), at(21)),
+            Ok(d("100")),
+            "formula, no decay"
+        );
+    }
+
+    #[test]
+    fn counting_window_kinds_and_tags() {
+        let e = compile(serde_json::json!({
+            "counting": { "statuses": ["validated", "pending"], "kinds": ["work"], "tags": ["x"], "from": "2026-01-05T00:00:00Z", "to": "2026-01-10T00:00:00Z" },
+            "buckets": [{ "name": "p", "share": "straight", "percent": "100", "pool": { "policy": { "type": "equal" } } }]
+        }));
+        let tags = ["x".to_owned()];
+        assert!(e.counts(Kind::Work, &tags, at(5)));
+        assert!(!e.counts(Kind::Work, &tags, at(10)));
+        assert!(!e.counts(Kind::Work, &tags, at(4)));
+        assert!(!e.counts(Kind::Cash, &tags, at(6)));
+        assert!(!e.counts(Kind::Work, &["y".to_owned()], at(6)));
+    }
+
+    #[test]
+    fn canonical_form_and_hash_are_stable() {
+        let a = compile(
+            serde_json::json!({ "buckets": [{ "name": "p", "share": "straight", "percent": "100", "pool": { "policy": { "type": "equal" } } }], "default_rate": "1" }),
+        );
+        let b = compile(
+            serde_json::json!({ "default_rate": "1", "buckets": [{ "pool": { "policy": { "type": "equal" } }, "percent": "100", "share": "straight", "name": "p" }] }),
+        );
+        assert_eq!(a.hash, b.hash, "key order does not matter");
+        assert_eq!(a.hash.len(), 64);
     }
 }
