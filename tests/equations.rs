@@ -11,6 +11,7 @@ on_both_backends!(
     equation_bad_input,
     equation_sets_validation_threshold,
     balanced_history_and_verification,
+    random_distributions_sum_exactly,
 );
 
 const N: &str = "/v1/networks/lab";
@@ -627,5 +628,111 @@ async fn balanced_history_and_verification(app: TestApp) {
                 .is_some_and(|m| m.starts_with("line 1")),
             "{v}"
         );
+    }
+}
+
+async fn random_distributions_sum_exactly(app: TestApp) {
+    let steward = app.network("lab", json!({ "currencies": [{ "code": "EUR", "scale": 2 }, { "code": "ETH", "scale": 18 }] })).await;
+    let mut members = Vec::new();
+    for i in 0..5 {
+        members.push(app.join("lab", &format!("m{i}")).await);
+    }
+    let eq = json!({
+        "rates": [{ "kind": "work", "skill": "design", "rate": "1.7" }],
+        "multipliers": { "cash": "4" },
+        "decay_half_life_days": 30,
+        "buckets": [
+            { "name": "reserve", "share": "straight", "percent": "7.5", "to": { "account": "reserve" } },
+            { "name": "recent", "share": "remaining", "percent": "33.3", "pool": { "policy": { "type": "recent", "period_days": 7, "discount": "0.2" } } },
+            { "name": "equity", "share": "remaining", "percent": "100", "pool": { "policy": { "type": "pro_rata", "claim": "equity" } } }
+        ],
+        "leftover": { "type": "account", "account": "treasury" }
+    });
+    let p = propose(&app, &steward, json!({ "title": "Mixed", "equation": eq })).await;
+    for m in &members[..3] {
+        vote(&app, m, &p, "yes").await;
+    }
+    assert_eq!(
+        vote(&app, &steward, &p, "yes").await["status"],
+        "passed",
+        "4 of 6"
+    );
+    // A deterministic pseudo-random set of contributions, each approved by the next member.
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = |m: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % m
+    };
+    for _ in 0..24 {
+        let who = usize::try_from(next(5)).expect("index");
+        let mut b = work(&format!("{}.{}", next(40) + 1, next(100)));
+        b["skill"] = json!(if next(2) == 0 { "design" } else { "build" });
+        b["occurred_at"] = json!(format!("2026-01-{:02}T10:00:00Z", next(28) + 1));
+        let c = app
+            .post(&format!("{N}/contributions"), Some(&members[who].token), b)
+            .await
+            .ok(201);
+        approve(&app, &members[(who + 1) % 5], c["id"].as_str().expect("id")).await;
+    }
+    for (amount, currency) in [
+        ("1000.01", "EUR"),
+        ("0.07", "EUR"),
+        ("3.141592653589793238", "ETH"),
+    ] {
+        let income = json!({ "amount": amount, "currency": currency, "source": "s", "received_at": "2026-02-01T00:00:00Z" });
+        let i = app
+            .post(&format!("{N}/income"), Some(&steward.token), income)
+            .await
+            .ok(201);
+        let d = app
+            .post(
+                &format!("{N}/income/{}/distribution", i["id"].as_str().expect("id")),
+                Some(&steward.token),
+                json!({}),
+            )
+            .await
+            .ok(201);
+        let sum: u128 = d["lines"]
+            .as_array()
+            .expect("lines")
+            .iter()
+            .map(|l| {
+                l["amount_minor"]
+                    .as_str()
+                    .expect("a")
+                    .parse::<u128>()
+                    .expect("int")
+            })
+            .sum();
+        assert_eq!(
+            sum.to_string(),
+            d["amount_minor"].as_str().expect("amount"),
+            "{currency} {amount}"
+        );
+        for l in d["lines"].as_array().expect("lines") {
+            let exact = l["exact_share"].as_str().expect("exact");
+            let floor: u128 = exact
+                .split('.')
+                .next()
+                .expect("int")
+                .parse()
+                .expect("floor");
+            let amount: u128 = l["amount_minor"]
+                .as_str()
+                .expect("a")
+                .parse()
+                .expect("amount");
+            assert!(amount == floor || amount == floor + 1, "{l}");
+        }
+        let v = app
+            .get(
+                &format!("{N}/distributions/{}/verify", d["id"].as_str().expect("id")),
+                None,
+            )
+            .await
+            .ok(200);
+        assert_eq!(v["matches"], true, "{v}");
     }
 }

@@ -251,9 +251,10 @@ fn prepare(
     if cutoff > at {
         return Err(ApiError::field("cutoff", "must not be in the future"));
     }
-    let force = accounting::in_force(conn, network_id, at)?.ok_or_else(|| {
+    // The equation in force at the cut-off: a distribution for past work uses past rules.
+    let force = accounting::in_force(conn, network_id, cutoff)?.ok_or_else(|| {
         ApiError::Conflict(
-            "the network has no value equation in force: adopt one through a proposal".into(),
+            "no value equation was in force at the cut-off: adopt one through a proposal".into(),
         )
     })?;
     let scale = scale_of(conn, network_id, &income.currency)?;
@@ -390,8 +391,8 @@ pub async fn list_income(
     Ok(web::Json(paginate(rows, limit, |r| r.id.as_str(), |r| r)))
 }
 
-/// Preview the distribution of an income event under the equation in force: nothing is
-/// written. A commit right after gives the same lines.
+/// Preview the distribution of an income event under the equation in force at the cut-off:
+/// nothing is written. A commit right after gives the same lines.
 #[utoipa::path(
     tag = "distributions",
     security(("bearer" = [])),
