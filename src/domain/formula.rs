@@ -330,7 +330,7 @@ pub fn parse(src: &str, allowed: &[&str]) -> Result<Expr, FormulaError> {
             format!("unexpected {} after the end of the expression", describe(t)),
         );
     }
-    check_constant_divisors(&e)?;
+    check_constants(&e)?;
     Ok(e)
 }
 
@@ -340,20 +340,35 @@ pub fn parse_standard(src: &str) -> Result<Expr, FormulaError> {
     parse(src, &names)
 }
 
-/// Rejects division by an expression that is zero whatever the variables are.
-fn check_constant_divisors(e: &Expr) -> Result<(), FormulaError> {
+/// Folds constant parts: division by zero or overflow that happens whatever the variables
+/// are is a parse error, with its position. Returns the value when `e` is constant.
+fn check_constants(e: &Expr) -> Result<Option<Decimal>, FormulaError> {
+    let empty = HashMap::new();
     match e {
-        Expr::Num(_) | Expr::Var(..) => Ok(()),
-        Expr::Neg(x) => check_constant_divisors(x),
+        Expr::Num(n) => Ok(Some(*n)),
+        Expr::Var(..) => Ok(None),
+        Expr::Neg(x) => Ok(check_constants(x)?.map(|v| -v)),
         Expr::Bin(op, l, r, p) => {
-            check_constant_divisors(l)?;
-            check_constant_divisors(r)?;
-            if *op == "/" && eval(r, &HashMap::new()).ok() == Some(Decimal::ZERO) {
+            let (a, b) = (check_constants(l)?, check_constants(r)?);
+            if *op == "/" && b == Some(Decimal::ZERO) {
                 return err(*p, "division by zero");
             }
-            Ok(())
+            match (a, b) {
+                (Some(_), Some(_)) => eval(e, &empty).map(Some),
+                _ => Ok(None),
+            }
         }
-        Expr::Call(_, args, _) => args.iter().try_for_each(check_constant_divisors),
+        Expr::Call(_, args, _) => {
+            let mut all = true;
+            for a in args {
+                all &= check_constants(a)?.is_some();
+            }
+            if all {
+                eval(e, &empty).map(Some)
+            } else {
+                Ok(None)
+            }
+        }
     }
 }
 
@@ -497,6 +512,10 @@ mod tests {
         assert_eq!(e("if(1, 2)").map(|x| x.0), Some(0));
         assert_eq!(e("2 $ 3").map(|x| x.0), Some(2));
         assert_eq!(e("1 2").map(|x| x.0), Some(2));
+        assert_eq!(
+            e("quantity * (79228162514264337593543950335 * 2)").map(|x| x.1),
+            Some("'*' overflows".into())
+        );
         assert!(e("").is_some());
         assert!(e(&"(".repeat(60)).is_some());
         assert!(e(&"1+".repeat(600)).is_some());
