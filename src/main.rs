@@ -31,6 +31,15 @@ enum Command {
     },
     /// Print the OpenAPI document (commit it as openapi/openapi.json).
     Openapi,
+    /// Check the token ledger's invariants of one network (or all); exits non-zero on a problem.
+    LedgerCheck {
+        /// Database to check.
+        #[arg(long, env = "DATABASE_URL", default_value = "sqlite://holoptic.db")]
+        database_url: String,
+        /// Network id or slug (default: every network).
+        #[arg(long)]
+        network: Option<String>,
+    },
     /// Create the first network and its first steward; prints the steward's API key once.
     Bootstrap {
         /// Database to use (migrated first).
@@ -119,6 +128,17 @@ async fn run(cli: Cli) -> Result<(), String> {
             println!("{json}");
             Ok(())
         }
+        Command::LedgerCheck {
+            database_url,
+            network,
+        } => {
+            let db = holoptic::app::open_db(&Config::for_database(&database_url))?;
+            let report = tokio::task::spawn_blocking(move || ledger_check(&db, network.as_deref()))
+                .await
+                .map_err(|e| e.to_string())??;
+            println!("{report}");
+            Ok(())
+        }
         Command::Bootstrap {
             database_url,
             name,
@@ -159,6 +179,32 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+fn ledger_check(db: &holoptic::db::Db, network: Option<&str>) -> Result<String, String> {
+    let mut conn = db.get().map_err(|e| e.to_string())?;
+    let networks = holoptic::db::networks::all(&mut conn).map_err(|e| e.to_string())?;
+    let mut lines = Vec::new();
+    let mut bad = 0usize;
+    for (id, slug) in networks
+        .into_iter()
+        .filter(|(id, slug)| network.is_none_or(|n| n == id || n == slug))
+    {
+        let problems = holoptic::tokens::check(&mut conn, &id).map_err(|e| e.to_string())?;
+        if problems.is_empty() {
+            lines.push(format!("{slug}: ok"));
+        } else {
+            bad += problems.len();
+            lines.extend(problems.into_iter().map(|p| format!("{slug}: {p}")));
+        }
+    }
+    if lines.is_empty() {
+        return Err("no such network".into());
+    }
+    if bad > 0 {
+        return Err(format!("{}\n{bad} problem(s)", lines.join("\n")));
+    }
+    Ok(lines.join("\n"))
 }
 
 fn main() -> ExitCode {

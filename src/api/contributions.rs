@@ -331,6 +331,9 @@ fn record(
         });
     }
     db::contributions::insert(conn, &rows, &tags)?;
+    for target in rows.iter().filter_map(|r| r.corrects.as_deref()) {
+        crate::tokens::on_superseded(conn, &network_id, target, &caller_id)?;
+    }
     Ok(db::contributions::views(conn, rows)?)
 }
 

@@ -512,6 +512,18 @@ pub async fn commit_distribution(
                     })
                     .collect();
                 db::distributions::insert(conn, &row, &lines, &claims)?;
+                let paid: Vec<(String, Option<String>, Decimal)> = lines
+                    .iter()
+                    .map(|l| (l.id.clone(), l.agent_id.clone(), l.amount_minor.0))
+                    .collect();
+                let scale = u32::try_from(row.scale).unwrap_or(0);
+                crate::tokens::on_distribution(
+                    conn,
+                    &network,
+                    &paid,
+                    scale,
+                    &caller.0.to_string(),
+                )?;
                 stored_out(conn, row)
             })
         })
@@ -735,6 +747,19 @@ pub async fn mark_paid(
                     marked_by: caller.0.to_string(),
                 };
                 db::distributions::insert_payment(conn, &payment)?;
+                if let Some(agent) = &line.agent_id {
+                    let scale = u32::try_from(d.scale).unwrap_or(0);
+                    let actor = caller.0.to_string();
+                    crate::tokens::on_paid(
+                        conn,
+                        &d.network_id,
+                        &line.id,
+                        agent,
+                        line.amount_minor.0,
+                        scale,
+                        &actor,
+                    )?;
+                }
                 Ok(stored_line_out(
                     line,
                     Some(payment),

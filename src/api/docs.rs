@@ -35,6 +35,7 @@ use crate::error::Problem;
         (name = "governance", description = "Proposals, votes and what-if tables"),
         (name = "distributions", description = "Income, distribution previews, commits, payouts and verification"),
         (name = "shares", description = "Members' value shares"),
+        (name = "tokens", description = "The network token: double-entry ledger, balances, transfers, leavers"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
 )]

@@ -16,6 +16,7 @@ pub mod middleware;
 pub mod networks;
 pub mod proposals;
 pub mod shares;
+pub mod tokens;
 pub mod validations;
 
 use std::sync::Arc;
@@ -85,7 +86,15 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(distributions::verify_distribution)
         .service(distributions::mark_paid)
         .service(shares::list_shares)
-        .service(shares::get_share);
+        .service(shares::get_share)
+        .service(tokens::create_token)
+        .service(tokens::get_token)
+        .service(tokens::get_balance)
+        .service(tokens::list_entries)
+        .service(tokens::list_holders)
+        .service(tokens::create_transfer)
+        .service(tokens::create_departure)
+        .service(tokens::check_ledger);
 }
 
 /// A page of results and the cursor of the next one.

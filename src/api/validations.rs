@@ -191,6 +191,10 @@ pub async fn create_validation(
                             decided_at: at,
                         },
                     )?;
+                    if s == Status::Validated {
+                        // Minted in this transaction: exactly once, even if validators race.
+                        crate::tokens::on_validated(conn, &contribution, &validator.to_string())?;
+                    }
                 }
                 Ok::<_, ApiError>(ValidationResult {
                     validation: to_out(row),

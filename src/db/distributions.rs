@@ -231,3 +231,12 @@ pub fn paid_by_agent(
     }
     Ok(out)
 }
+
+/// Ids of every distribution line of a network.
+pub fn line_ids(conn: &mut AnyConnection, network_id: &str) -> QueryResult<Vec<String>> {
+    distribution_lines::table
+        .inner_join(distributions::table)
+        .filter(distributions::network_id.eq(network_id))
+        .select(distribution_lines::id)
+        .load(conn)
+}

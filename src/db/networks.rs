@@ -108,3 +108,11 @@ pub fn add_currencies(conn: &mut AnyConnection, rows: &[CurrencyRow]) -> QueryRe
     }
     Ok(())
 }
+
+/// Every network's id and slug (for command-line checks).
+pub fn all(conn: &mut AnyConnection) -> QueryResult<Vec<(String, String)>> {
+    networks::table
+        .order(networks::id)
+        .select((networks::id, networks::slug))
+        .load(conn)
+}

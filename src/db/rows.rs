@@ -264,6 +264,69 @@ pub struct PaymentRow {
     pub marked_by: String,
 }
 
+/// `tokens`
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = tokens)]
+pub struct TokenRow {
+    pub network_id: String,
+    pub symbol: String,
+    pub name: String,
+    pub decimals: i32,
+    pub chain_id: Option<i64>,
+    pub address: Option<String>,
+    pub created_at: NaiveDateTime,
+}
+
+/// `ledger_transactions`
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = ledger_transactions)]
+pub struct TxRow {
+    pub id: String,
+    pub network_id: String,
+    pub kind: String,
+    pub cause_type: String,
+    pub cause_id: String,
+    pub reverses: Option<String>,
+    pub reason: String,
+    pub created_by: String,
+    pub created_at: NaiveDateTime,
+}
+
+/// `ledger_entries`
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = ledger_entries)]
+pub struct EntryRow {
+    pub id: String,
+    pub transaction_id: String,
+    pub network_id: String,
+    pub account: String,
+    pub amount_minor: DbDecimal,
+    pub vest_cliff: Option<NaiveDateTime>,
+    pub vest_end: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
+}
+
+/// `token_balances`
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = token_balances)]
+pub struct BalanceRow {
+    pub network_id: String,
+    pub account: String,
+    pub balance_minor: DbDecimal,
+}
+
+/// `departures`
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = departures)]
+pub struct DepartureRow {
+    pub network_id: String,
+    pub agent_id: String,
+    pub reason: String,
+    pub for_cause: bool,
+    pub recorded_by: String,
+    pub recorded_at: NaiveDateTime,
+}
+
 /// Now, in UTC, truncated to microseconds (both backends then store the same value).
 pub fn now() -> NaiveDateTime {
     let t = chrono::Utc::now();

@@ -253,12 +253,77 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    tokens (network_id) {
+        network_id -> Text,
+        symbol -> Text,
+        name -> Text,
+        decimals -> Integer,
+        chain_id -> Nullable<BigInt>,
+        address -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    ledger_transactions (id) {
+        id -> Text,
+        network_id -> Text,
+        kind -> Text,
+        cause_type -> Text,
+        cause_id -> Text,
+        reverses -> Nullable<Text>,
+        reason -> Text,
+        created_by -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::Dec;
+
+    ledger_entries (id) {
+        id -> Text,
+        transaction_id -> Text,
+        network_id -> Text,
+        account -> Text,
+        amount_minor -> Dec,
+        vest_cliff -> Nullable<Timestamp>,
+        vest_end -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::Dec;
+
+    token_balances (network_id, account) {
+        network_id -> Text,
+        account -> Text,
+        balance_minor -> Dec,
+    }
+}
+
+diesel::table! {
+    departures (network_id, agent_id) {
+        network_id -> Text,
+        agent_id -> Text,
+        reason -> Text,
+        for_cause -> Bool,
+        recorded_by -> Text,
+        recorded_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(network_currencies -> networks (network_id));
 diesel::joinable!(memberships -> networks (network_id));
 diesel::joinable!(memberships -> agents (agent_id));
 diesel::joinable!(contribution_tags -> contributions (contribution_id));
 diesel::joinable!(contribution_outcomes -> contributions (contribution_id));
 diesel::joinable!(distribution_lines -> distributions (distribution_id));
+diesel::joinable!(ledger_entries -> ledger_transactions (transaction_id));
 diesel::joinable!(line_payments -> distribution_lines (line_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -282,4 +347,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     distribution_lines,
     distribution_claims,
     line_payments,
+    tokens,
+    ledger_transactions,
+    ledger_entries,
+    token_balances,
+    departures,
 );

@@ -56,6 +56,82 @@ pub struct ValueEquation {
     /// How this equation may be changed.
     #[serde(default)]
     pub governance: Governance,
+    /// The network token's rules (minting, transfers, vesting, redemption, leavers); absent:
+    /// no tokens are minted and none may be transferred.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<TokenRules>,
+}
+
+/// When tokens are minted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MintOn {
+    /// When a contribution is validated: `per_unit` tokens per unit of its weighted value.
+    Validation,
+    /// When a distribution is committed: `per_unit` tokens per unit of currency paid to a member.
+    Distribution,
+    /// Never.
+    Never,
+}
+
+/// The network token's rules.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRules {
+    /// When tokens are minted.
+    pub mint_on: MintOn,
+    /// Tokens minted per unit (decimal string; default "1").
+    #[serde(default = "one")]
+    pub per_unit: String,
+    /// May members transfer vested tokens to each other?
+    #[serde(default)]
+    pub transferable: bool,
+    /// Optional vesting of minted tokens: nothing before `cliff_days`, linear to `duration_days`.
+    #[serde(default)]
+    pub vesting: Option<VestingRules>,
+    /// Tokens burned per unit of currency when a distribution line to a holder is marked paid
+    /// (capped at their vested balance); absent: no redemption.
+    #[serde(default)]
+    pub redeem_per_unit_paid: Option<String>,
+    /// What happens to a leaver's tokens.
+    #[serde(default)]
+    pub leaver: LeaverRules,
+}
+
+/// Vesting of minted tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VestingRules {
+    /// Days before anything vests (0 to duration).
+    pub cliff_days: u32,
+    /// Days until everything has vested (1-3650).
+    pub duration_days: u32,
+}
+
+/// Slicing-Pie-style leaver rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LeaverRules {
+    /// Unvested tokens are forfeited (burned) when a member leaves (default true).
+    #[serde(default = "yes")]
+    pub forfeit_unvested: bool,
+    /// On a `for_cause` departure, tokens minted for non-cash contributions are forfeited too,
+    /// vested or not (default true).
+    #[serde(default = "yes")]
+    pub for_cause_forfeits_non_cash: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for LeaverRules {
+    fn default() -> Self {
+        Self {
+            forfeit_unvested: true,
+            for_cause_forfeits_non_cash: true,
+        }
+    }
 }
 
 fn one() -> String {
@@ -556,6 +632,20 @@ impl ValueEquation {
         }
         if let Leftover::Account { account } = &e.leftover {
             label("leftover.account", account)?;
+        }
+        if let Some(t) = &e.token {
+            non_negative("token.per_unit", &t.per_unit)?;
+            if let Some(r) = &t.redeem_per_unit_paid {
+                non_negative("token.redeem_per_unit_paid", r)?;
+            }
+            if let Some(v) = t.vesting {
+                if !(1..=3650).contains(&v.duration_days) || v.cliff_days > v.duration_days {
+                    return Err(FieldError::new(
+                        "token.vesting",
+                        "duration_days 1-3650 and cliff_days at most duration_days",
+                    ));
+                }
+            }
         }
         let quorum = percent("governance.quorum_percent", &e.governance.quorum_percent)?;
         let threshold = percent(

@@ -59,6 +59,7 @@ fn base(buckets: Vec<Bucket>) -> ValueEquation {
         buckets,
         leftover: Leftover::Retain,
         governance: Governance::default(),
+        token: None,
     }
 }
 

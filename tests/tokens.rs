@@ -1,0 +1,540 @@
+//! The token ledger end to end: minting by the rules, transfers, reversals, vesting,
+//! leavers, redemption, concurrency, and the invariants check after each.
+
+mod common;
+
+use common::{work, Member, TestApp};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+on_both_backends!(
+    mint_transfer_reverse,
+    transfers_need_the_rules,
+    vesting_and_leavers,
+    concurrent_spends_never_overdraw,
+    redemption_at_payout,
+    token_bad_input,
+    minted_at_distribution,
+);
+
+const N: &str = "/v1/networks/lab";
+
+/// A network with a FAB token (2 decimals) and an equation with these token rules,
+/// adopted by the steward and Ada; returns (steward, ada, bob).
+async fn setup(app: &TestApp, token_rules: Value) -> (Member, Member, Member) {
+    let steward = app.network("lab", json!({})).await;
+    let ada = app.join("lab", "Ada").await;
+    let bob = app.join("lab", "Bob").await;
+    app.post(
+        &format!("{N}/token"),
+        Some(&steward.token),
+        json!({ "symbol": "FAB", "name": "Fab token", "decimals": 2 }),
+    )
+    .await
+    .ok(201);
+    let eq = json!({
+        "buckets": [{ "name": "all", "share": "straight", "percent": "100", "pool": { "policy": { "type": "pro_rata", "claim": "equity" } } }],
+        "token": token_rules
+    });
+    let p = app
+        .post(
+            &format!("{N}/proposals"),
+            Some(&steward.token),
+            json!({ "title": "Token rules", "equation": eq }),
+        )
+        .await
+        .ok(201);
+    let pid = p["id"].as_str().expect("id");
+    for m in [&steward, &ada] {
+        app.post(
+            &format!("{N}/proposals/{pid}/votes"),
+            Some(&m.token),
+            json!({ "vote": "yes" }),
+        )
+        .await
+        .ok(201);
+    }
+    (steward, ada, bob)
+}
+
+async fn validated_work(app: &TestApp, who: &Member, by: &Member, hours: &str) -> String {
+    let c = app
+        .post(&format!("{N}/contributions"), Some(&who.token), work(hours))
+        .await
+        .ok(201);
+    let id = c["id"].as_str().expect("id").to_owned();
+    app.post(
+        &format!("{N}/contributions/{id}/validations"),
+        Some(&by.token),
+        json!({ "decision": "approve" }),
+    )
+    .await
+    .ok(201);
+    id
+}
+
+async fn balance(app: &TestApp, m: &Member) -> Value {
+    app.get(&format!("{N}/balances/{}", m.id), None)
+        .await
+        .ok(200)
+}
+
+async fn assert_ledger_ok(app: &TestApp) {
+    let check = app.get(&format!("{N}/ledger/check"), None).await.ok(200);
+    assert_eq!(check["ok"], true, "{check}");
+}
+
+async fn mint_transfer_reverse(app: TestApp) {
+    let (_steward, ada, bob) = setup(
+        &app,
+        json!({ "mint_on": "validation", "per_unit": "10", "transferable": true }),
+    )
+    .await;
+    let c = validated_work(&app, &ada, &bob, "2").await;
+    assert_eq!(
+        balance(&app, &ada).await["total"],
+        "20.00",
+        "2 hours × rate 1 × 10 tokens"
+    );
+    let t = app.get(&format!("{N}/token"), None).await.ok(200);
+    assert_eq!(
+        (t["supply"].clone(), t["minted"].clone()),
+        (json!("20.00"), json!("20.00"))
+    );
+
+    let xfer = json!({ "to": bob.id, "amount": "5.25", "transfer_id": "t-1" });
+    let first = app
+        .post(&format!("{N}/transfers"), Some(&ada.token), xfer.clone())
+        .await
+        .ok(201);
+    assert_eq!(first["replayed"], false);
+    let again = app
+        .post(&format!("{N}/transfers"), Some(&ada.token), xfer)
+        .await
+        .ok(200);
+    assert_eq!(again["replayed"], true);
+    assert_eq!(again["transaction_id"], first["transaction_id"]);
+    assert_eq!(balance(&app, &ada).await["total"], "14.75");
+    assert_eq!(balance(&app, &bob).await["total"], "5.25");
+    app.post(
+        &format!("{N}/transfers"),
+        Some(&ada.token),
+        json!({ "to": bob.id, "amount": "1", "transfer_id": "t-1" }),
+    )
+    .await
+    .assert_problem(422, Some("transfer_id"));
+    app.post(
+        &format!("{N}/transfers"),
+        Some(&ada.token),
+        json!({ "to": bob.id, "amount": "14.76" }),
+    )
+    .await
+    .assert_problem(409, None);
+
+    let holders = app.get(&format!("{N}/holders"), None).await.ok(200);
+    assert_eq!(holders["items"][0]["agent_id"], json!(ada.id));
+    assert_eq!(holders["items"][1]["balance"], "5.25");
+    let entries = app
+        .get(&format!("{N}/balances/{}/entries", ada.id), None)
+        .await
+        .ok(200);
+    let kinds: Vec<&str> = entries["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|e| e["kind"].as_str().expect("k"))
+        .collect();
+    assert_eq!(kinds, vec!["transfer", "mint"]);
+    assert_eq!(entries["items"][1]["cause"], format!("contribution:{c}"));
+    let before = app
+        .get(
+            &format!("{N}/balances/{}?at=2020-01-01T00:00:00Z", ada.id),
+            None,
+        )
+        .await
+        .ok(200);
+    assert_eq!(before["total"], "0.00", "balance at a past date");
+
+    // Correcting the validated contribution reverses its mint — only while Ada holds it.
+    let mut fix = work("1");
+    fix["corrects"] = json!(c);
+    fix["description"] = json!("one hour, not two");
+    app.post(&format!("{N}/contributions"), Some(&ada.token), fix.clone())
+        .await
+        .assert_problem(409, None);
+    app.post(
+        &format!("{N}/transfers"),
+        Some(&bob.token),
+        json!({ "to": ada.id, "amount": "5.25" }),
+    )
+    .await
+    .ok(201);
+    let corrected = app
+        .post(&format!("{N}/contributions"), Some(&ada.token), fix)
+        .await
+        .ok(201);
+    assert_eq!(balance(&app, &ada).await["total"], "0.00");
+    assert_eq!(
+        app.get(&format!("{N}/token"), None).await.ok(200)["supply"],
+        "0.00"
+    );
+    // Validating the correction mints for it, once.
+    let cid = corrected["id"].as_str().expect("id");
+    app.post(
+        &format!("{N}/contributions/{cid}/validations"),
+        Some(&bob.token),
+        json!({ "decision": "approve" }),
+    )
+    .await
+    .ok(201);
+    assert_eq!(balance(&app, &ada).await["total"], "10.00");
+    assert_ledger_ok(&app).await;
+}
+
+async fn transfers_need_the_rules(app: TestApp) {
+    let (_steward, ada, bob) = setup(&app, json!({ "mint_on": "validation" })).await;
+    validated_work(&app, &ada, &bob, "3").await;
+    assert_eq!(balance(&app, &ada).await["total"], "3.00");
+    app.post(
+        &format!("{N}/transfers"),
+        Some(&ada.token),
+        json!({ "to": bob.id, "amount": "1" }),
+    )
+    .await
+    .assert_problem(403, None);
+    assert_ledger_ok(&app).await;
+}
+
+async fn vesting_and_leavers(app: TestApp) {
+    let (steward, ada, bob) = setup(
+        &app,
+        json!({ "mint_on": "validation", "per_unit": "1", "transferable": true, "vesting": { "cliff_days": 10, "duration_days": 100 } }),
+    )
+    .await;
+    validated_work(&app, &ada, &bob, "100").await;
+    let b = balance(&app, &ada).await;
+    assert_eq!(
+        (
+            b["total"].clone(),
+            b["vested"].clone(),
+            b["unvested"].clone()
+        ),
+        (json!("100.00"), json!("0.00"), json!("100.00"))
+    );
+    app.post(
+        &format!("{N}/transfers"),
+        Some(&ada.token),
+        json!({ "to": bob.id, "amount": "1" }),
+    )
+    .await
+    .assert_problem(409, None);
+    let later = (chrono::Utc::now() + chrono::Duration::days(50))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let half = app
+        .get(&format!("{N}/balances/{}?at={later}", ada.id), None)
+        .await
+        .ok(200);
+    assert!(
+        half["vested"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("49.") || v.starts_with("50.")),
+        "{half}"
+    );
+    // Ada leaves (no fault): her unvested tokens are forfeited as a burn.
+    let dep = app
+        .post(
+            &format!("{N}/departures"),
+            Some(&steward.token),
+            json!({ "agent_id": ada.id, "reason": "moved away" }),
+        )
+        .await
+        .ok(201);
+    assert_eq!(dep["forfeited"], "100.00");
+    app.post(
+        &format!("{N}/departures"),
+        Some(&steward.token),
+        json!({ "agent_id": ada.id, "reason": "again" }),
+    )
+    .await
+    .assert_problem(409, None);
+    assert_eq!(balance(&app, &ada).await["total"], "0.00");
+    let t = app.get(&format!("{N}/token"), None).await.ok(200);
+    assert_eq!(
+        (
+            t["minted"].clone(),
+            t["burned"].clone(),
+            t["supply"].clone()
+        ),
+        (json!("100.00"), json!("100.00"), json!("0.00"))
+    );
+    app.post(
+        &format!("{N}/departures"),
+        Some(&bob.token),
+        json!({ "agent_id": bob.id, "reason": "x" }),
+    )
+    .await
+    .assert_problem(403, None);
+    assert_ledger_ok(&app).await;
+}
+
+async fn concurrent_spends_never_overdraw(app: TestApp) {
+    let (_steward, ada, bob) = setup(
+        &app,
+        json!({ "mint_on": "validation", "per_unit": "1", "transferable": true }),
+    )
+    .await;
+    validated_work(&app, &ada, &bob, "10").await;
+    let url = format!("{}{N}/transfers", app.base);
+    let mut handles = Vec::new();
+    for i in 0..24 {
+        let (client, url, token, to) = (
+            app.client.clone(),
+            url.clone(),
+            ada.token.clone(),
+            bob.id.clone(),
+        );
+        handles.push(tokio::spawn(async move {
+            let body = json!({ "to": to, "amount": "1", "transfer_id": format!("drain-{i}") });
+            client
+                .post(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        }));
+    }
+    let mut statuses = Vec::new();
+    for h in handles {
+        statuses.push(h.await.expect("join").expect("sent"));
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        10,
+        "exactly the transfers that fit: {statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 409).count(),
+        14,
+        "{statuses:?}"
+    );
+    assert_eq!(balance(&app, &ada).await["total"], "0.00");
+    assert_eq!(balance(&app, &bob).await["total"], "10.00");
+
+    // Parallel retries of one transfer move tokens once.
+    let mut handles = Vec::new();
+    for _ in 0..8 {
+        let (client, url, token, to) = (
+            app.client.clone(),
+            url.clone(),
+            bob.token.clone(),
+            ada.id.clone(),
+        );
+        handles.push(tokio::spawn(async move {
+            let body = json!({ "to": to, "amount": "3", "transfer_id": "same-one" });
+            client
+                .post(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        }));
+    }
+    for h in handles {
+        let s = h.await.expect("join").expect("sent");
+        assert!(s == 201 || s == 200, "{s}");
+    }
+    assert_eq!(balance(&app, &bob).await["total"], "7.00");
+
+    // Two validators racing on one contribution mint once.
+    let c = app
+        .post(&format!("{N}/contributions"), Some(&ada.token), work("4"))
+        .await
+        .ok(201);
+    let vurl = format!(
+        "{}{N}/contributions/{}/validations",
+        app.base,
+        c["id"].as_str().expect("id")
+    );
+    let steward_token = app.token(&_steward.key).await;
+    let mut handles = Vec::new();
+    for token in [bob.token.clone(), steward_token] {
+        let (client, vurl) = (app.client.clone(), vurl.clone());
+        handles.push(tokio::spawn(async move {
+            client
+                .post(vurl)
+                .bearer_auth(token)
+                .json(&json!({ "decision": "approve" }))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        }));
+    }
+    let mut vs = Vec::new();
+    for h in handles {
+        vs.push(h.await.expect("join").expect("sent"));
+    }
+    vs.sort_unstable();
+    assert_eq!(vs, vec![201, 409]);
+    assert_eq!(
+        balance(&app, &ada).await["total"],
+        "7.00",
+        "3 back from Bob + 4 minted once"
+    );
+    assert_ledger_ok(&app).await;
+}
+
+async fn redemption_at_payout(app: TestApp) {
+    let (steward, ada, bob) = setup(
+        &app,
+        json!({ "mint_on": "validation", "per_unit": "1", "redeem_per_unit_paid": "2" }),
+    )
+    .await;
+    validated_work(&app, &ada, &bob, "10").await;
+    let i = app
+        .post(&format!("{N}/income"), Some(&steward.token), json!({ "amount": "3.00", "currency": "EUR", "source": "s", "received_at": "2026-01-01T00:00:00Z" }))
+        .await
+        .ok(201);
+    let d = app
+        .post(
+            &format!("{N}/income/{}/distribution", i["id"].as_str().expect("id")),
+            Some(&steward.token),
+            json!({}),
+        )
+        .await
+        .ok(201);
+    let line = d["lines"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .find(|l| l["agent_id"] == json!(ada.id))
+        .expect("ada's line");
+    assert_eq!(line["amount"], "3.00");
+    let no = line["line_no"].as_i64().expect("no");
+    app.post(
+        &format!(
+            "{N}/distributions/{}/lines/{no}/payment",
+            d["id"].as_str().expect("id")
+        ),
+        Some(&steward.token),
+        json!({ "reference": "r-1" }),
+    )
+    .await
+    .ok(201);
+    assert_eq!(
+        balance(&app, &ada).await["total"],
+        "4.00",
+        "10 − 3.00 paid × 2 burned"
+    );
+    assert_eq!(
+        app.get(&format!("{N}/token"), None).await.ok(200)["burned"],
+        "6.00"
+    );
+    assert_ledger_ok(&app).await;
+}
+
+async fn token_bad_input(app: TestApp) {
+    let (steward, ada, bob) = setup(
+        &app,
+        json!({ "mint_on": "validation", "transferable": true }),
+    )
+    .await;
+    validated_work(&app, &ada, &bob, "5").await;
+    let t = Some(ada.token.as_str());
+    let path = format!("{N}/transfers");
+    let cases = [
+        (json!({ "to": bob.id, "amount": "0" }), "amount"),
+        (json!({ "to": bob.id, "amount": "-1" }), "amount"),
+        (json!({ "to": bob.id, "amount": "0.001" }), "amount"),
+        (json!({ "to": bob.id, "amount": "abc" }), "amount"),
+        (json!({ "to": ada.id, "amount": "1" }), "to"),
+        (json!({ "to": uuid::Uuid::now_v7(), "amount": "1" }), "to"),
+        (json!({ "to": "nobody", "amount": "1" }), "to"),
+        (json!({ "to": bob.id, "amount": "1", "extra": 1 }), "extra"),
+    ];
+    for (body, field) in cases {
+        app.post(&path, t, body)
+            .await
+            .assert_problem(422, Some(field));
+    }
+    app.send(
+        Method::POST,
+        &path,
+        None,
+        Some(json!({ "to": bob.id, "amount": "1" })),
+        &[],
+    )
+    .await
+    .assert_problem(401, None);
+    let tok = Some(steward.token.as_str());
+    app.post(
+        &format!("{N}/token"),
+        tok,
+        json!({ "symbol": "FAB", "name": "again", "decimals": 2 }),
+    )
+    .await
+    .assert_problem(409, None);
+    for (body, field) in [
+        (
+            json!({ "symbol": "fab", "name": "x", "decimals": 2 }),
+            "symbol",
+        ),
+        (
+            json!({ "symbol": "FAB", "name": "x", "decimals": 19 }),
+            "decimals",
+        ),
+        (
+            json!({ "symbol": "FAB", "name": "x", "decimals": 2, "address": "0x12" }),
+            "address",
+        ),
+    ] {
+        app.post(&format!("{N}/token"), tok, body)
+            .await
+            .assert_problem(422, Some(field));
+    }
+    app.get("/v1/networks/lab/balances/not-an-id", None)
+        .await
+        .assert_problem(422, Some("agent_id"));
+    assert_eq!(balance(&app, &ada).await["total"], "5.00", "nothing moved");
+    assert_eq!(balance(&app, &bob).await["total"], "0.00");
+    assert_ledger_ok(&app).await;
+}
+
+async fn minted_at_distribution(app: TestApp) {
+    let (steward, ada, bob) =
+        setup(&app, json!({ "mint_on": "distribution", "per_unit": "2" })).await;
+    validated_work(&app, &ada, &bob, "1").await;
+    validated_work(&app, &bob, &ada, "3").await;
+    assert_eq!(
+        balance(&app, &ada).await["total"],
+        "0.00",
+        "nothing at validation"
+    );
+    let i = app
+        .post(&format!("{N}/income"), Some(&steward.token), json!({ "amount": "8.00", "currency": "EUR", "source": "s", "received_at": "2026-01-01T00:00:00Z" }))
+        .await
+        .ok(201);
+    app.post(
+        &format!("{N}/income/{}/distribution", i["id"].as_str().expect("id")),
+        Some(&steward.token),
+        json!({}),
+    )
+    .await
+    .ok(201);
+    assert_eq!(
+        balance(&app, &ada).await["total"],
+        "4.00",
+        "2.00 EUR paid × 2"
+    );
+    assert_eq!(
+        balance(&app, &bob).await["total"],
+        "12.00",
+        "6.00 EUR paid × 2"
+    );
+    assert_eq!(
+        app.get(&format!("{N}/token"), None).await.ok(200)["supply"],
+        "16.00"
+    );
+    assert_ledger_ok(&app).await;
+}
