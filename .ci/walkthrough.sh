@@ -6,7 +6,8 @@ bin=$(realpath "$1")
 root=$(cd "$(dirname "$0")/.." && pwd)
 block() { sed -n "/<!-- $1:start -->/,/<!-- $1:end -->/p" "$root/README.md" | sed '/^<!--/d; /^```/d'; }
 script="$(block walkthrough)
-$(block walkthrough2)"
+$(block walkthrough2)
+$(block walkthrough3)"
 [ -n "$script" ] || { echo "no walkthrough block in README.md" >&2; exit 1; }
 work=$(mktemp -d)
 cd "$work"
@@ -26,4 +27,5 @@ printf '%s\n' "$out" | grep -q '"status": "validated"' || { echo "walkthrough di
 printf '%s\n' "$out" | grep -q 'nobody validates their own' || { echo "self-validation was not refused" >&2; exit 1; }
 printf '%s\n' "$out" | grep -q '"matches": true' || { echo "the committed distribution did not verify" >&2; exit 1; }
 printf '%s\n' "$out" | grep -q '"paid_reference": "SEPA-2026-11-22-0001"' || { echo "the line was not marked paid" >&2; exit 1; }
+printf '%s\n' "$out" | grep -q '"ok": true' || { echo "the ledger check did not pass" >&2; exit 1; }
 echo "walkthrough ok"

@@ -15,6 +15,7 @@ on_both_backends!(
     redemption_at_payout,
     token_bad_input,
     minted_at_distribution,
+    random_sequence_matches_a_model,
 );
 
 const N: &str = "/v1/networks/lab";
@@ -536,5 +537,121 @@ async fn minted_at_distribution(app: TestApp) {
         app.get(&format!("{N}/token"), None).await.ok(200)["supply"],
         "16.00"
     );
+    assert_ledger_ok(&app).await;
+}
+
+/// A deterministic pseudo-random sequence of mints (validations), transfers (some too large,
+/// some retried), reversals (corrections) and burns (payouts), checked against a simple model
+/// after every step's outcome, and the ledger check at the end.
+async fn random_sequence_matches_a_model(app: TestApp) {
+    let (steward, ada, bob) = setup(
+        &app,
+        json!({ "mint_on": "validation", "per_unit": "1", "transferable": true }),
+    )
+    .await;
+    let cy = app.join("lab", "Cy").await;
+    let members = [ada, bob, cy];
+    let mut model = [0i64; 3];
+    let mut minted: Vec<(String, usize, i64, bool)> = Vec::new();
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = |m: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % m
+    };
+    for step in 0..30 {
+        match next(4) {
+            0 => {
+                let who = usize::try_from(next(3)).expect("i");
+                let hours = i64::try_from(next(9) + 1).expect("h");
+                let id = validated_work(
+                    &app,
+                    &members[who],
+                    &members[(who + 1) % 3],
+                    &hours.to_string(),
+                )
+                .await;
+                model[who] += hours * 100;
+                minted.push((id, who, hours * 100, false));
+            }
+            1 | 2 => {
+                let (from, to) = (
+                    usize::try_from(next(3)).expect("i"),
+                    usize::try_from(next(3)).expect("i"),
+                );
+                if from == to {
+                    continue;
+                }
+                let cents = i64::try_from(next(800) + 1).expect("c");
+                let body = json!({ "to": members[to].id, "amount": format!("{}.{:02}", cents / 100, cents % 100), "transfer_id": format!("s{step}") });
+                let res = app
+                    .post(
+                        &format!("{N}/transfers"),
+                        Some(&members[from].token),
+                        body.clone(),
+                    )
+                    .await;
+                if model[from] >= cents {
+                    assert_eq!(res.status.as_u16(), 201, "step {step}: {}", res.body);
+                    model[from] -= cents;
+                    model[to] += cents;
+                    // A retry never moves tokens twice.
+                    app.post(&format!("{N}/transfers"), Some(&members[from].token), body)
+                        .await
+                        .ok(200);
+                } else {
+                    res.assert_problem(409, None);
+                }
+            }
+            _ => {
+                let open: Vec<usize> = (0..minted.len()).filter(|i| !minted[*i].3).collect();
+                if open.is_empty() {
+                    continue;
+                }
+                let k =
+                    open[usize::try_from(next(u64::try_from(open.len()).expect("n"))).expect("k")];
+                let (id, who, amount, _) = minted[k].clone();
+                let mut fix = work("1");
+                fix["corrects"] = json!(id);
+                fix["description"] = json!("correction");
+                let res = app
+                    .post(
+                        &format!("{N}/contributions"),
+                        Some(&members[who].token),
+                        fix,
+                    )
+                    .await;
+                if model[who] >= amount {
+                    assert_eq!(res.status.as_u16(), 201, "step {step}: {}", res.body);
+                    model[who] -= amount;
+                } else {
+                    res.assert_problem(409, None);
+                }
+                // Corrected or not, this contribution is done with in the model.
+                minted[k].3 = true;
+            }
+        }
+        for (i, m) in members.iter().enumerate() {
+            let total = balance(&app, m).await["total"]
+                .as_str()
+                .expect("total")
+                .replace('.', "");
+            assert_eq!(
+                total.parse::<i64>().expect("cents"),
+                model[i],
+                "step {step}, member {i}"
+            );
+        }
+    }
+    let supply = app.get(&format!("{N}/token"), None).await.ok(200)["supply"]
+        .as_str()
+        .expect("s")
+        .replace('.', "");
+    assert_eq!(
+        supply.parse::<i64>().expect("cents"),
+        model.iter().sum::<i64>()
+    );
+    let _ = steward;
     assert_ledger_ok(&app).await;
 }
