@@ -14,8 +14,6 @@ use super::network::text_enum;
 pub const ISSUANCE: &str = "system:issuance";
 /// Where burned tokens go.
 pub const REDEMPTION: &str = "system:redemption";
-/// The network's own holdings.
-pub const TREASURY: &str = "system:treasury";
 
 /// A member's account name.
 pub fn agent_account(agent_id: &str) -> String {
