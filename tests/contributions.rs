@@ -394,6 +394,22 @@ async fn idempotent_retries(app: TestApp) {
         5,
         "{statuses:?}"
     );
+    // A request whose write committed but whose process died before storing the response
+    // (simulated: the key is left "applied" and stale) is never applied again.
+    let lost = [("idempotency-key", "lost-response")];
+    app.send(Method::POST, PATH, Some(&ada.token), Some(work("6")), &lost)
+        .await
+        .ok(201);
+    app.sql("UPDATE idempotency_keys SET state = 'applied', created_at = '2026-01-01 00:00:00' WHERE idem_key = 'lost-response'");
+    let before = app.count_contributions("lab", None).await;
+    let retry = app
+        .send(Method::POST, PATH, Some(&ada.token), Some(work("6")), &lost)
+        .await;
+    retry.assert_problem(409, None);
+    assert!(retry.body["detail"]
+        .as_str()
+        .is_some_and(|d| d.contains("response was lost")));
+    assert_eq!(app.count_contributions("lab", None).await, before);
     // Keys must be sane.
     let long = "k".repeat(256);
     app.send(

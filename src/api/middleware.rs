@@ -174,6 +174,12 @@ pub async fn idempotency(
         Err(e) => return Ok(problem(req, e)),
         Ok(Claim::Mismatch) => return Ok(problem(req, ApiError::IdempotencyMismatch)),
         Ok(Claim::InProgress) => return Ok(problem(req, ApiError::IdempotencyInProgress)),
+        Ok(Claim::AppliedResponseLost) => {
+            let e = ApiError::Conflict(
+                "a request with this Idempotency-Key was applied but its response was lost; read the resource instead of retrying".into(),
+            );
+            return Ok(problem(req, e));
+        }
         Ok(Claim::Replay {
             status,
             content_type,
@@ -189,7 +195,10 @@ pub async fn idempotency(
         Ok(Claim::Fresh) => {}
     }
 
-    let res = next.call(req).await?;
+    let claim = Some((scope.clone(), key.clone()));
+    let res = db::idempotency::REQUEST_CLAIM
+        .scope(claim, next.call(req))
+        .await?;
     let (http_req, res) = res.into_parts();
     let status = res.status();
     let content_type = res
@@ -216,8 +225,8 @@ pub async fn idempotency(
         })
         .await;
     if let Err(e) = outcome {
-        // The write itself succeeded; only its replay record did not. Say so in the log:
-        // a retry with this key would now be refused as in progress until it goes stale.
+        // The write itself succeeded (and marked the key applied in its own transaction);
+        // only the replay record failed. A retry is refused, never applied twice.
         tracing::error!(error = %e, "could not store the idempotent response");
     }
     let res = res.set_body(bytes).map_into_boxed_body();

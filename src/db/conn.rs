@@ -67,6 +67,30 @@ where
     F: FnOnce(&mut AnyConnection) -> Result<T, E>,
     E: From<diesel::result::Error>,
 {
+    // The outermost write transaction of a request with an Idempotency-Key also marks the
+    // key applied, so a crash between commit and storing the response cannot lead a retry
+    // to apply the write twice.
+    let outermost = match conn {
+        AnyConnection::Postgres(inner) => {
+            AnsiTransactionManager::transaction_manager_status_mut(inner)
+                .transaction_depth()?
+                .is_none()
+        }
+        AnyConnection::Sqlite(inner) => {
+            AnsiTransactionManager::transaction_manager_status_mut(inner)
+                .transaction_depth()?
+                .is_none()
+        }
+    };
+    let f = move |conn: &mut AnyConnection| {
+        let value = f(conn)?;
+        if outermost {
+            if let Some((scope, key)) = super::idempotency::take_thread_claim() {
+                super::idempotency::mark_applied(conn, &scope, &key)?;
+            }
+        }
+        Ok(value)
+    };
     match conn {
         AnyConnection::Postgres(_) => conn.transaction(f),
         AnyConnection::Sqlite(inner) => {

@@ -22,6 +22,9 @@ pub enum Claim {
     InProgress,
     /// The key was used with a different request.
     Mismatch,
+    /// The first request's write committed but its process died before the response was
+    /// stored: never run it again; the client should read the resource.
+    AppliedResponseLost,
 }
 
 /// Claims `(scope, key)` for a request with hash `request_hash`. An in-progress claim older
@@ -70,6 +73,13 @@ pub fn claim(
                 body: row.response_body.unwrap_or_default(),
             });
         }
+        if row.state == "applied" {
+            return Ok(if row.created_at < stale_before {
+                Claim::AppliedResponseLost
+            } else {
+                Claim::InProgress
+            });
+        }
         if row.created_at < stale_before {
             diesel::update(idempotency_keys::table.find((scope, key)))
                 .set(idempotency_keys::created_at.eq(now))
@@ -102,7 +112,55 @@ pub fn complete(
 
 /// Releases a claimed key whose request failed in a way worth retrying (5xx).
 pub fn release(conn: &mut AnyConnection, scope: &str, key: &str) -> QueryResult<()> {
-    diesel::delete(idempotency_keys::table.find((scope, key)))
-        .execute(conn)
-        .map(|_| ())
+    // Unless its write already committed: then a retry must not run it again.
+    diesel::delete(
+        idempotency_keys::table
+            .filter(idempotency_keys::scope.eq(scope))
+            .filter(idempotency_keys::idem_key.eq(key))
+            .filter(idempotency_keys::state.eq("in_progress")),
+    )
+    .execute(conn)
+    .map(|_| ())
+}
+
+/// Marks a claimed key as applied, inside the transaction that applies the request's write,
+/// so "committed" and "marked" can never disagree.
+pub fn mark_applied(conn: &mut AnyConnection, scope: &str, key: &str) -> QueryResult<()> {
+    diesel::update(
+        idempotency_keys::table
+            .filter(idempotency_keys::scope.eq(scope))
+            .filter(idempotency_keys::idem_key.eq(key))
+            .filter(idempotency_keys::state.eq("in_progress")),
+    )
+    .set(idempotency_keys::state.eq("applied"))
+    .execute(conn)
+    .map(|_| ())
+}
+
+tokio::task_local! {
+    /// The idempotency claim of the request being handled, set by the middleware.
+    pub static REQUEST_CLAIM: Option<(String, String)>;
+}
+
+thread_local! {
+    /// The same claim on the blocking thread running the request's database work.
+    static THREAD_CLAIM: std::cell::RefCell<Option<(String, String)>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The current request's claim, read in the handler's task.
+pub fn current_claim() -> Option<(String, String)> {
+    REQUEST_CLAIM.try_with(Clone::clone).ok().flatten()
+}
+
+/// Runs `f` with `claim` visible to [`take_thread_claim`] on this thread.
+pub fn with_thread_claim<T>(claim: Option<(String, String)>, f: impl FnOnce() -> T) -> T {
+    THREAD_CLAIM.with(|c| *c.borrow_mut() = claim);
+    let out = f();
+    THREAD_CLAIM.with(|c| *c.borrow_mut() = None);
+    out
+}
+
+/// Takes the claim to mark inside the first write transaction of the request.
+pub fn take_thread_claim() -> Option<(String, String)> {
+    THREAD_CLAIM.with(|c| c.borrow_mut().take())
 }

@@ -98,11 +98,12 @@ impl Db {
         E: From<DbError> + Send + 'static,
     {
         let pool = self.pool.clone();
+        let claim = idempotency::current_claim();
         tokio::task::spawn_blocking(move || {
             let mut conn = pool
                 .get()
                 .map_err(|e| DbError::Unavailable(e.to_string()))?;
-            f(&mut conn)
+            idempotency::with_thread_claim(claim, || f(&mut conn))
         })
         .await
         .map_err(|e| DbError::Task(e.to_string()))?
