@@ -259,6 +259,11 @@ pub fn adopt(
             proposal_id: p.id.clone(),
         },
     )?;
+    let body = serde_json::json!({
+        "version": version, "content_hash": p.content_hash, "proposal_id": p.id,
+        "effective_from": DateTime::<Utc>::from_naive_utc_and_offset(effective_from, Utc),
+    });
+    crate::journal::record(conn, &p.network_id, None, "equation.adopted", body)?;
     Ok(version)
 }
 
@@ -282,10 +287,15 @@ pub fn record_outcome(
             yes_votes: n(t.yes),
             no_votes: n(t.no),
             abstain_votes: n(t.abstain),
-            fast_tracked_by,
+            fast_tracked_by: fast_tracked_by.clone(),
             version,
         },
     )?;
+    let body = serde_json::json!({
+        "proposal_id": p.id, "status": status.as_str(), "yes": t.yes, "no": t.no, "abstain": t.abstain,
+        "fast_tracked_by": fast_tracked_by, "version": version,
+    });
+    crate::journal::record(conn, &p.network_id, None, "proposal.decided", body)?;
     Ok(())
 }
 

@@ -57,9 +57,20 @@ impl Application {
         }
         let keys = Arc::new(TokenKeys::from_config(&config)?);
         let metrics = web::Data::new(Metrics::new().map_err(|e| e.to_string())?);
+        if config.signing_key.is_none() {
+            tracing::warn!("HOLOPTIC_SIGNING_KEY is not set: checkpoints are signed with a random key per process");
+        }
+        let signer = Arc::new(crate::journal::CheckpointSigner::new(
+            config.signing_key.as_deref(),
+            &config.signing_key_id,
+        )?);
+        // The journal sealer: entries get their place in the hash chain shortly after commit.
+        let every = std::time::Duration::from_millis(config.seal_interval_ms.max(10));
+        tokio::spawn(crate::journal::sealer(db.clone(), every));
         let state = web::Data::new(AppState {
             db,
             keys: keys.clone(),
+            signer,
         });
         let limit = web::Data::new(BodyLimit(config.max_body_bytes));
         let listener = TcpListener::bind(&config.bind)

@@ -85,6 +85,14 @@ pub fn bootstrap(db: &Db, input: BootstrapInput) -> Result<BootstrapOutput, Stri
         }
         db::members::insert_agent(conn, &agent, &key_row)?;
         db::networks::insert(conn, &network, &currency_rows, &steward)?;
+        let currencies: Vec<_> = currency_rows.iter().map(|c| serde_json::json!({ "code": c.code, "scale": c.scale })).collect();
+        let body = serde_json::json!({
+            "id": network.id, "slug": network.slug, "name": network.name, "description": network.description,
+            "join_policy": network.join_policy, "visibility": network.visibility,
+            "approvals_required": network.approvals_required, "rejections_required": network.rejections_required,
+            "currencies": currencies, "steward": steward.agent_id, "bootstrap": true,
+        });
+        crate::journal::record(conn, &network.id, Some(&steward.agent_id), "network.created", body)?;
         Ok::<_, ApiError>(())
     })
     .map_err(|e| e.to_string())?;

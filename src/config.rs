@@ -46,6 +46,16 @@ pub struct Config {
     /// HTTP worker threads (0: one per core).
     #[arg(long, env = "HOLOPTIC_WORKERS", default_value_t = 0)]
     pub workers: usize,
+    /// Ed25519 key (base64 of a 32-byte seed) that signs journal checkpoints. Unset: a random
+    /// key per process.
+    #[arg(long, env = "HOLOPTIC_SIGNING_KEY")]
+    pub signing_key: Option<String>,
+    /// Key id published with the checkpoint public key.
+    #[arg(long, env = "HOLOPTIC_SIGNING_KEY_ID", default_value = "s1")]
+    pub signing_key_id: String,
+    /// How often the journal sealer runs, in milliseconds.
+    #[arg(long, env = "HOLOPTIC_SEAL_INTERVAL_MS", default_value_t = 250)]
+    pub seal_interval_ms: u64,
     /// Log format: `text` or `json`.
     #[arg(long, env = "HOLOPTIC_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
@@ -67,6 +77,9 @@ impl std::fmt::Debug for Config {
             .field("db_pool_size", &self.db_pool_size)
             .field("db_timeout_ms", &self.db_timeout_ms)
             .field("workers", &self.workers)
+            .field("signing_key", &redacted(&self.signing_key))
+            .field("signing_key_id", &self.signing_key_id)
+            .field("seal_interval_ms", &self.seal_interval_ms)
             .finish()
     }
 }
@@ -87,6 +100,9 @@ impl Config {
             db_pool_size: 10,
             db_timeout_ms: 3000,
             workers: 2,
+            signing_key: None,
+            signing_key_id: "s1".into(),
+            seal_interval_ms: 250,
             log_format: "text".into(),
         }
     }

@@ -11,6 +11,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod journal;
 pub mod tokens;
 
 pub use app::{openapi, Application};

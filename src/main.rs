@@ -40,6 +40,16 @@ enum Command {
         #[arg(long)]
         network: Option<String>,
     },
+    /// Replay a network's journal (or every network's): the hash chain, every distribution and
+    /// every token balance. Exits non-zero on a problem, naming the first bad entry.
+    Verify {
+        /// Database to verify.
+        #[arg(long, env = "DATABASE_URL", default_value = "sqlite://holoptic.db")]
+        database_url: String,
+        /// Network id or slug (default: every network).
+        #[arg(long)]
+        network: Option<String>,
+    },
     /// Create the first network and its first steward; prints the steward's API key once.
     Bootstrap {
         /// Database to use (migrated first).
@@ -139,6 +149,17 @@ async fn run(cli: Cli) -> Result<(), String> {
             println!("{report}");
             Ok(())
         }
+        Command::Verify {
+            database_url,
+            network,
+        } => {
+            let db = holoptic::app::open_db(&Config::for_database(&database_url))?;
+            let report = tokio::task::spawn_blocking(move || verify(&db, network.as_deref()))
+                .await
+                .map_err(|e| e.to_string())??;
+            println!("{report}");
+            Ok(())
+        }
         Command::Bootstrap {
             database_url,
             name,
@@ -203,6 +224,45 @@ fn ledger_check(db: &holoptic::db::Db, network: Option<&str>) -> Result<String, 
     }
     if bad > 0 {
         return Err(format!("{}\n{bad} problem(s)", lines.join("\n")));
+    }
+    Ok(lines.join("\n"))
+}
+
+fn verify(db: &holoptic::db::Db, network: Option<&str>) -> Result<String, String> {
+    let mut conn = db.get().map_err(|e| e.to_string())?;
+    let networks = holoptic::db::networks::all(&mut conn).map_err(|e| e.to_string())?;
+    let mut lines = Vec::new();
+    let mut failed = false;
+    for (id, slug) in networks
+        .into_iter()
+        .filter(|(id, slug)| network.is_none_or(|n| n == id || n == slug))
+    {
+        let v = holoptic::journal::verify(&mut conn, &id).map_err(|e| e.to_string())?;
+        lines.push(format!(
+            "{slug}: {} entries, head {} {}",
+            v.entries,
+            v.head_seq,
+            v.head_hash.as_deref().unwrap_or("-")
+        ));
+        if let Some(b) = &v.first_bad_entry {
+            lines.push(format!(
+                "{slug}: first bad entry: seq {} ({}): {}",
+                b.seq, b.entry_id, b.problem
+            ));
+        }
+        lines.extend(
+            v.distribution_problems
+                .iter()
+                .chain(&v.ledger_problems)
+                .map(|p| format!("{slug}: {p}")),
+        );
+        failed |= !v.ok;
+    }
+    if lines.is_empty() {
+        return Err("no such network".into());
+    }
+    if failed {
+        return Err(lines.join("\n"));
     }
     Ok(lines.join("\n"))
 }

@@ -98,6 +98,21 @@ fn post(conn: &mut AnyConnection, p: Posting<'_>) -> Result<TxRow, ApiError> {
         })
         .collect();
     db::ledger::post(conn, &tx, &entries)?;
+    let legs: Vec<serde_json::Value> = entries
+        .iter()
+        .map(|e| serde_json::json!([e.account, e.amount_minor.0.to_string()]))
+        .collect();
+    let body = serde_json::json!({
+        "id": tx.id, "kind": tx.kind, "cause": format!("{}:{}", tx.cause_type, tx.cause_id),
+        "reverses": tx.reverses, "reason": tx.reason, "entries": legs,
+    });
+    crate::journal::record(
+        conn,
+        &tx.network_id,
+        Some(&tx.created_by),
+        "ledger.transaction",
+        body,
+    )?;
     Ok(tx)
 }
 
@@ -546,6 +561,8 @@ pub fn depart(
             recorded_at: at,
         },
     )?;
+    let body = serde_json::json!({ "agent_id": agent, "reason": reason, "for_cause": for_cause, "forfeited": forfeit.to_string() });
+    crate::journal::record(conn, network_id, Some(actor), "member.departed", body)?;
     Ok(forfeit)
 }
 

@@ -331,6 +331,25 @@ fn record(
         });
     }
     db::contributions::insert(conn, &rows, &tags)?;
+    let entries: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| {
+            let t: Vec<&str> = tags.iter().filter(|t| t.contribution_id == r.id).map(|t| t.tag.as_str()).collect();
+            serde_json::json!({
+                "id": r.id, "agent_id": r.agent_id, "recorded_by": r.recorded_by, "kind": r.kind,
+                "quantity": r.quantity.0.normalize().to_string(), "unit": r.unit, "skill": r.skill, "tags": t,
+                "description": r.description, "evidence_url": r.evidence_url, "cites": r.cites,
+                "corrects": r.corrects, "occurred_at": utc(r.occurred_at),
+            })
+        })
+        .collect();
+    crate::journal::record_many(
+        conn,
+        &network_id,
+        Some(&caller_id),
+        "contribution.recorded",
+        entries,
+    )?;
     for target in rows.iter().filter_map(|r| r.corrects.as_deref()) {
         crate::tokens::on_superseded(conn, &network_id, target, &caller_id)?;
     }

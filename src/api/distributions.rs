@@ -351,6 +351,11 @@ pub async fn create_income(
                     recorded_at: now(),
                 };
                 db::distributions::insert_income(conn, &row)?;
+                let body = serde_json::json!({
+                    "id": row.id, "amount": row.amount.0.normalize().to_string(), "currency": row.currency,
+                    "source": row.source, "received_at": utc(row.received_at),
+                });
+                crate::journal::record(conn, &row.network_id, Some(&row.recorded_by), "income.recorded", body)?;
                 Ok(income_out(row, scale, None))
             })
         })
@@ -512,6 +517,16 @@ pub async fn commit_distribution(
                     })
                     .collect();
                 db::distributions::insert(conn, &row, &lines, &claims)?;
+                let summary: Vec<serde_json::Value> = lines
+                    .iter()
+                    .map(|l| serde_json::json!([l.line_no, l.bucket, l.agent_id.as_deref().or(l.account.as_deref()), l.amount_minor.0.to_string()]))
+                    .collect();
+                let body = serde_json::json!({
+                    "id": row.id, "income_event_id": row.income_event_id, "equation_version": row.equation_version,
+                    "equation_hash": row.equation_hash, "cutoff": utc(row.cutoff), "inputs_digest": row.inputs_digest,
+                    "amount_minor": row.amount_minor.0.to_string(), "currency": row.currency, "lines": summary,
+                });
+                crate::journal::record(conn, &network, Some(&row.committed_by), "distribution.committed", body)?;
                 let paid: Vec<(String, Option<String>, Decimal)> = lines
                     .iter()
                     .map(|l| (l.id.clone(), l.agent_id.clone(), l.amount_minor.0))
@@ -747,6 +762,8 @@ pub async fn mark_paid(
                     marked_by: caller.0.to_string(),
                 };
                 db::distributions::insert_payment(conn, &payment)?;
+                let body = serde_json::json!({ "distribution_id": d.id, "line_no": line.line_no, "reference": payment.reference });
+                crate::journal::record(conn, &d.network_id, Some(&payment.marked_by), "payout.marked", body)?;
                 if let Some(agent) = &line.agent_id {
                     let scale = u32::try_from(d.scale).unwrap_or(0);
                     let actor = caller.0.to_string();

@@ -4,6 +4,7 @@
 use actix_web::{get, patch, post, web, HttpResponse};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
 use super::agents::{new_agent, parse_display_name};
@@ -232,6 +233,8 @@ pub async fn join_network(
                         joined_at: at,
                     },
                 )?;
+                let body = json!({ "agent_id": agent_id, "role": role.as_str(), "by_invite": invite_hash.is_some(), "new_agent": api_key.is_some() });
+                crate::journal::record(conn, &network.id, Some(&agent_id), "member.joined", body)?;
                 Ok((network.id, agent_id, role, api_key))
             })
         })
@@ -347,6 +350,14 @@ pub async fn update_member(
                     ));
                 }
                 db::members::set_role(conn, &network, &agent, role.as_str())?;
+                let body = json!({ "agent_id": agent, "from": current.role, "to": role.as_str() });
+                crate::journal::record(
+                    conn,
+                    &network,
+                    Some(&caller.0.to_string()),
+                    "member.role_changed",
+                    body,
+                )?;
                 db::members::member(conn, &network, &agent)?
                     .ok_or_else(|| ApiError::NotFound("no such member".into()))
             })
@@ -389,6 +400,14 @@ pub async fn create_invite(
             write_tx(conn, |conn| {
                 let access = Access::load(conn, &key, Some(caller.0))?;
                 access.require_steward()?;
+                let body = json!({ "role": role.as_str(), "expires_at": utc(expires_at) });
+                crate::journal::record(
+                    conn,
+                    &access.network.id,
+                    Some(&caller.0.to_string()),
+                    "invite.created",
+                    body,
+                )?;
                 db::members::insert_invite(
                     conn,
                     &InviteRow {

@@ -11,6 +11,7 @@ pub mod docs;
 pub mod equations;
 pub mod extract;
 pub mod health;
+pub mod journal;
 pub mod members;
 pub mod middleware;
 pub mod networks;
@@ -44,6 +45,8 @@ pub struct AppState {
     pub db: Db,
     /// Token signing and verification keys.
     pub keys: Arc<TokenKeys>,
+    /// The journal checkpoint signing key.
+    pub signer: Arc<crate::journal::CheckpointSigner>,
 }
 
 /// Registers every `/v1` handler (and so every documented path).
@@ -94,7 +97,12 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(tokens::list_holders)
         .service(tokens::create_transfer)
         .service(tokens::create_departure)
-        .service(tokens::check_ledger);
+        .service(tokens::check_ledger)
+        .service(journal::list_journal)
+        .service(journal::verify_journal)
+        .service(journal::create_checkpoint)
+        .service(journal::list_checkpoints)
+        .service(journal::get_signing_key);
 }
 
 /// A page of results and the cursor of the next one.

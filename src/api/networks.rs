@@ -3,6 +3,7 @@
 use actix_web::{get, patch, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
 use super::docs::{ReadErrors, WriteErrors};
@@ -233,6 +234,14 @@ pub async fn create_network(
                     ));
                 }
                 db::networks::insert(conn, &stored, &stored_currencies, &steward)?;
+                let currencies: Vec<_> = stored_currencies.iter().map(|c| json!({ "code": c.code, "scale": c.scale })).collect();
+                let body = json!({
+                    "id": stored.id, "slug": stored.slug, "name": stored.name, "description": stored.description,
+                    "join_policy": stored.join_policy, "visibility": stored.visibility,
+                    "approvals_required": stored.approvals_required, "rejections_required": stored.rejections_required,
+                    "currencies": currencies, "steward": steward.agent_id,
+                });
+                crate::journal::record(conn, &stored.id, Some(&steward.agent_id), "network.created", body)?;
                 Ok(())
             })
         })
@@ -359,6 +368,7 @@ pub async fn update_network(
                         "a network may have at most 16 currencies",
                     ));
                 }
+                let added_codes: Vec<String> = added.iter().map(|c| format!("{}:{}", c.code, c.scale)).collect();
                 db::networks::add_currencies(conn, &currency_rows(&row.id, added)?)?;
                 if let Some(n) = name {
                     row.name = n;
@@ -380,6 +390,12 @@ pub async fn update_network(
                 }
                 row.updated_at = now();
                 db::networks::update(conn, &row)?;
+                let body = json!({
+                    "name": row.name, "description": row.description, "join_policy": row.join_policy,
+                    "visibility": row.visibility, "approvals_required": row.approvals_required,
+                    "rejections_required": row.rejections_required, "added_currencies": added_codes,
+                });
+                crate::journal::record(conn, &row.id, Some(&caller.0.to_string()), "network.updated", body)?;
                 let currencies = db::networks::currencies(conn, &row.id)?;
                 Ok((row, currencies))
             })

@@ -266,6 +266,12 @@ pub async fn create_proposal(
                     voting_ends_at: at + Duration::days(i64::from(governance.voting_days)),
                 };
                 db::equations::insert_proposal(conn, &row)?;
+                let body = serde_json::json!({
+                    "id": row.id, "title": row.title, "preset": row.preset, "content_hash": row.content_hash,
+                    "effective_from": row.effective_from.map(utc), "voting_ends_at": utc(row.voting_ends_at),
+                    "eligible_voters": row.eligible_voters,
+                });
+                crate::journal::record(conn, &network, Some(&row.proposed_by), "proposal.created", body)?;
                 view(conn, row)
             })
         })
@@ -386,6 +392,14 @@ pub async fn create_vote(
                         vote: vote.as_str().into(),
                         created_at: at,
                     },
+                )?;
+                let body = serde_json::json!({ "proposal_id": p.id, "vote": vote.as_str() });
+                crate::journal::record(
+                    conn,
+                    &network,
+                    Some(&caller.0.to_string()),
+                    "proposal.vote",
+                    body,
                 )?;
                 accounting::settle(conn, &network, at)?;
                 view(conn, p)

@@ -270,6 +270,10 @@ pub async fn create_token(
                     created_at: now(),
                 };
                 db::ledger::insert_token(conn, &row)?;
+                let body = serde_json::json!({
+                    "symbol": row.symbol, "name": row.name, "decimals": row.decimals, "chain_id": row.chain_id, "address": row.address,
+                });
+                crate::journal::record(conn, &row.network_id, Some(&caller.0.to_string()), "token.defined", body)?;
                 token_out(conn, row)
             })
         })

@@ -173,6 +173,8 @@ pub async fn create_validation(
                     created_at: at,
                 };
                 db::contributions::insert_validation(conn, &row)?;
+                let body = serde_json::json!({ "contribution_id": row.contribution_id, "decision": row.decision, "note": row.note });
+                crate::journal::record(conn, &network.id, Some(&row.validator_id), "contribution.validation", body)?;
                 let (approvals, rejections) = db::contributions::counts(conn, &id)?;
                 let (approvals_required, rejections_required) =
                     crate::accounting::thresholds(conn, &network)?;
@@ -191,6 +193,8 @@ pub async fn create_validation(
                             decided_at: at,
                         },
                     )?;
+                    let body = serde_json::json!({ "contribution_id": id, "status": s.as_str(), "approvals": approvals, "rejections": rejections });
+                    crate::journal::record(conn, &network.id, None, "contribution.decided", body)?;
                     if s == Status::Validated {
                         // Minted in this transaction: exactly once, even if validators race.
                         crate::tokens::on_validated(conn, &contribution, &validator.to_string())?;

@@ -8,6 +8,7 @@ pub mod contributions;
 pub mod distributions;
 pub mod equations;
 pub mod idempotency;
+pub mod journal;
 pub mod ledger;
 pub mod members;
 pub mod networks;

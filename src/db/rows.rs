@@ -327,6 +327,42 @@ pub struct DepartureRow {
     pub recorded_at: NaiveDateTime,
 }
 
+/// `journal_entries`
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = journal_entries)]
+pub struct JournalRow {
+    pub id: String,
+    pub network_id: String,
+    pub recorded_at: NaiveDateTime,
+    pub actor: Option<String>,
+    pub kind: String,
+    pub body: String,
+}
+
+/// `journal_seals`
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = journal_seals)]
+pub struct SealRow {
+    pub entry_id: String,
+    pub network_id: String,
+    pub seq: i64,
+    pub prev_hash: String,
+    pub hash: String,
+    pub sealed_at: NaiveDateTime,
+}
+
+/// `checkpoints`
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = checkpoints)]
+pub struct CheckpointRow {
+    pub network_id: String,
+    pub seq: i64,
+    pub head_hash: String,
+    pub signed_at: NaiveDateTime,
+    pub key_id: String,
+    pub signature: String,
+}
+
 /// Now, in UTC, truncated to microseconds (both backends then store the same value).
 pub fn now() -> NaiveDateTime {
     let t = chrono::Utc::now();

@@ -317,6 +317,39 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    journal_entries (id) {
+        id -> Text,
+        network_id -> Text,
+        recorded_at -> Timestamp,
+        actor -> Nullable<Text>,
+        kind -> Text,
+        body -> Text,
+    }
+}
+
+diesel::table! {
+    journal_seals (entry_id) {
+        entry_id -> Text,
+        network_id -> Text,
+        seq -> BigInt,
+        prev_hash -> Text,
+        hash -> Text,
+        sealed_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    checkpoints (network_id, seq) {
+        network_id -> Text,
+        seq -> BigInt,
+        head_hash -> Text,
+        signed_at -> Timestamp,
+        key_id -> Text,
+        signature -> Text,
+    }
+}
+
 diesel::joinable!(network_currencies -> networks (network_id));
 diesel::joinable!(memberships -> networks (network_id));
 diesel::joinable!(memberships -> agents (agent_id));
@@ -324,6 +357,7 @@ diesel::joinable!(contribution_tags -> contributions (contribution_id));
 diesel::joinable!(contribution_outcomes -> contributions (contribution_id));
 diesel::joinable!(distribution_lines -> distributions (distribution_id));
 diesel::joinable!(ledger_entries -> ledger_transactions (transaction_id));
+diesel::joinable!(journal_seals -> journal_entries (entry_id));
 diesel::joinable!(line_payments -> distribution_lines (line_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -352,4 +386,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     ledger_entries,
     token_balances,
     departures,
+    journal_entries,
+    journal_seals,
+    checkpoints,
 );

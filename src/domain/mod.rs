@@ -8,6 +8,7 @@ pub mod equation;
 pub mod formula;
 pub mod governance;
 pub mod ids;
+pub mod journal;
 pub mod ledger;
 pub mod network;
 pub mod presets;

@@ -141,6 +141,8 @@ impl TestApp {
         config.jwt_secret = Some(JWT_SECRET.into());
         config.db_pool_size = 4;
         config.workers = 2;
+        // Journal reads and verification seal on demand; the background sealer has its own test.
+        config.seal_interval_ms = 3_600_000;
         Self::spawn_with(backend, db, database_url, config).await
     }
 
@@ -170,6 +172,15 @@ impl TestApp {
         diesel::sql_query(query)
             .execute(&mut conn)
             .expect("sql runs");
+    }
+
+    /// Runs raw SQL and returns the database's answer (for statements that must be refused).
+    pub fn try_sql(&self, query: &str) -> Result<usize, String> {
+        let url = holoptic::db::DatabaseUrl::parse(&self.database_url).expect("url");
+        let mut conn = holoptic::db::conn::establish(&url).expect("connect");
+        diesel::sql_query(query)
+            .execute(&mut conn)
+            .map_err(|e| e.to_string())
     }
 
     /// Sends a request with optional token, JSON body and extra headers.

@@ -1,0 +1,3 @@
+DROP TABLE checkpoints;
+DROP TABLE journal_seals;
+DROP TABLE journal_entries;

@@ -1,0 +1,163 @@
+//! Queries on the journal: append, seal in order, read, checkpoints.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::rows::{CheckpointRow, JournalRow, SealRow};
+use super::schema::{checkpoints, journal_entries, journal_seals};
+use super::AnyConnection;
+use crate::domain::journal::{canonical, chain_hash, Sealed, GENESIS};
+
+/// Appends an unsealed entry (in the caller's transaction).
+pub fn append(conn: &mut AnyConnection, row: &JournalRow) -> QueryResult<()> {
+    diesel::insert_into(journal_entries::table)
+        .values(row)
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Appends many entries with multi-row INSERTs (on the concrete connection).
+pub fn append_many(conn: &mut AnyConnection, rows: &[JournalRow]) -> QueryResult<()> {
+    for chunk in rows.chunks(500) {
+        match conn {
+            AnyConnection::Postgres(c) => diesel::insert_into(journal_entries::table)
+                .values(chunk)
+                .execute(c)?,
+            AnyConnection::Sqlite(c) => diesel::insert_into(journal_entries::table)
+                .values(chunk)
+                .execute(c)?,
+        };
+    }
+    Ok(())
+}
+
+/// The verification view of a stored entry and its seal.
+pub fn view(e: &JournalRow, s: &SealRow) -> Sealed {
+    Sealed {
+        entry_id: e.id.clone(),
+        network_id: e.network_id.clone(),
+        seq: s.seq,
+        recorded_at: chrono::DateTime::<chrono::Utc>::from_naive_utc_and_offset(
+            e.recorded_at,
+            chrono::Utc,
+        )
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        actor: e.actor.clone(),
+        kind: e.kind.clone(),
+        body: e.body.clone(),
+        prev_hash: s.prev_hash.clone(),
+        hash: s.hash.clone(),
+    }
+}
+
+/// The last seal of a network: (seq, hash).
+pub fn head(conn: &mut AnyConnection, network_id: &str) -> QueryResult<Option<(i64, String)>> {
+    journal_seals::table
+        .filter(journal_seals::network_id.eq(network_id))
+        .order(journal_seals::seq.desc())
+        .select((journal_seals::seq, journal_seals::hash))
+        .first(conn)
+        .optional()
+}
+
+/// Unsealed entries of a network, oldest first.
+pub fn unsealed(conn: &mut AnyConnection, network_id: &str) -> QueryResult<Vec<JournalRow>> {
+    journal_entries::table
+        .filter(journal_entries::network_id.eq(network_id))
+        .filter(journal_entries::id.ne_all(journal_seals::table.select(journal_seals::entry_id)))
+        .order(journal_entries::id)
+        .select(JournalRow::as_select())
+        .load(conn)
+}
+
+/// Networks with unsealed entries.
+pub fn networks_to_seal(conn: &mut AnyConnection) -> QueryResult<Vec<String>> {
+    journal_entries::table
+        .filter(journal_entries::id.ne_all(journal_seals::table.select(journal_seals::entry_id)))
+        .select(journal_entries::network_id)
+        .distinct()
+        .load(conn)
+}
+
+/// Seals `entries` after `head`, in order (the caller holds the network's lock).
+pub fn seal(
+    conn: &mut AnyConnection,
+    head: Option<(i64, String)>,
+    entries: &[JournalRow],
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    let (mut seq, mut prev) = head.unwrap_or((0, GENESIS.to_owned()));
+    for e in entries {
+        seq += 1;
+        let mut s = SealRow {
+            entry_id: e.id.clone(),
+            network_id: e.network_id.clone(),
+            seq,
+            prev_hash: prev.clone(),
+            hash: String::new(),
+            sealed_at: now,
+        };
+        s.hash = chain_hash(&prev, &canonical(&view(e, &s)));
+        prev = s.hash.clone();
+        diesel::insert_into(journal_seals::table)
+            .values(&s)
+            .execute(conn)?;
+    }
+    Ok(entries.len())
+}
+
+/// Sealed entries of a network in sequence order, after `after_seq`.
+pub fn sealed(
+    conn: &mut AnyConnection,
+    network_id: &str,
+    after_seq: i64,
+    limit: i64,
+) -> QueryResult<Vec<(JournalRow, SealRow)>> {
+    filtered(conn, network_id, after_seq, None, None, limit)
+}
+
+/// Sealed entries after `after_seq`, optionally of one kind or one actor.
+pub fn filtered(
+    conn: &mut AnyConnection,
+    network_id: &str,
+    after_seq: i64,
+    kind: Option<&str>,
+    actor: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<(JournalRow, SealRow)>> {
+    let mut q = journal_entries::table
+        .inner_join(journal_seals::table)
+        .filter(journal_seals::network_id.eq(network_id.to_owned()))
+        .filter(journal_seals::seq.gt(after_seq))
+        .select((JournalRow::as_select(), SealRow::as_select()))
+        .into_boxed();
+    if let Some(k) = kind {
+        q = q.filter(journal_entries::kind.eq(k.to_owned()));
+    }
+    if let Some(a) = actor {
+        q = q.filter(journal_entries::actor.eq(a.to_owned()));
+    }
+    q.order(journal_seals::seq).limit(limit).load(conn)
+}
+
+/// Stores a checkpoint.
+pub fn insert_checkpoint(conn: &mut AnyConnection, row: &CheckpointRow) -> QueryResult<()> {
+    diesel::insert_into(checkpoints::table)
+        .values(row)
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// A network's checkpoints, newest first.
+pub fn checkpoints(
+    conn: &mut AnyConnection,
+    network_id: &str,
+    limit: i64,
+) -> QueryResult<Vec<CheckpointRow>> {
+    checkpoints::table
+        .filter(checkpoints::network_id.eq(network_id))
+        .order(checkpoints::seq.desc())
+        .limit(limit)
+        .select(CheckpointRow::as_select())
+        .load(conn)
+}

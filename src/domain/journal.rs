@@ -1,0 +1,129 @@
+//! The hash chain of the audit journal: canonical entry form, hashes, and verification.
+
+use serde_json::{json, Value};
+use sha2::{Digest as _, Sha256};
+
+/// `prev_hash` of the first entry.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// One sealed entry as verification sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sealed {
+    /// Entry id.
+    pub entry_id: String,
+    /// Network.
+    pub network_id: String,
+    /// Gapless sequence, from 1.
+    pub seq: i64,
+    /// When the change happened (RFC 3339, microseconds).
+    pub recorded_at: String,
+    /// Who made it.
+    pub actor: Option<String>,
+    /// What kind of change.
+    pub kind: String,
+    /// The change, canonical JSON.
+    pub body: String,
+    /// The previous entry's hash.
+    pub prev_hash: String,
+    /// This entry's hash.
+    pub hash: String,
+}
+
+/// The canonical JSON an entry's hash covers (keys sorted, no whitespace).
+pub fn canonical(e: &Sealed) -> String {
+    let body: Value = serde_json::from_str(&e.body).unwrap_or(Value::String(e.body.clone()));
+    json!({
+        "actor": e.actor,
+        "body": body,
+        "entry_id": e.entry_id,
+        "kind": e.kind,
+        "network_id": e.network_id,
+        "recorded_at": e.recorded_at,
+        "seq": e.seq,
+    })
+    .to_string()
+}
+
+/// hash = SHA-256(prev_hash ‖ canonical body), hex.
+pub fn chain_hash(prev_hash: &str, canonical: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(prev_hash.as_bytes());
+    h.update(canonical.as_bytes());
+    hex::encode(h.finalize())
+}
+
+/// Walks the chain in stored order; the first entry that breaks it, with what is wrong.
+pub fn verify(entries: &[Sealed]) -> Result<(), (i64, String, String)> {
+    let mut prev = GENESIS.to_owned();
+    for (i, e) in entries.iter().enumerate() {
+        let expected_seq = i64::try_from(i).unwrap_or(i64::MAX).saturating_add(1);
+        if e.seq != expected_seq {
+            return Err((
+                expected_seq,
+                e.entry_id.clone(),
+                format!(
+                    "sequence {} where {expected_seq} was expected (missing or reordered entry)",
+                    e.seq
+                ),
+            ));
+        }
+        if e.prev_hash != prev {
+            return Err((
+                e.seq,
+                e.entry_id.clone(),
+                "prev_hash does not match the previous entry's hash".into(),
+            ));
+        }
+        let h = chain_hash(&e.prev_hash, &canonical(e));
+        if h != e.hash {
+            return Err((
+                e.seq,
+                e.entry_id.clone(),
+                "hash does not match the entry's content (edited)".into(),
+            ));
+        }
+        prev = h;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chain(n: i64) -> Vec<Sealed> {
+        let mut prev = GENESIS.to_owned();
+        (1..=n)
+            .map(|seq| {
+                let mut e = Sealed {
+                    entry_id: format!("e{seq}"),
+                    network_id: "n".into(),
+                    seq,
+                    recorded_at: "2026-01-01T00:00:00Z".into(),
+                    actor: None,
+                    kind: "k".into(),
+                    body: format!("{{\"n\":{seq}}}"),
+                    prev_hash: prev.clone(),
+                    hash: String::new(),
+                };
+                e.hash = chain_hash(&prev, &canonical(&e));
+                prev = e.hash.clone();
+                e
+            })
+            .collect()
+    }
+
+    #[test]
+    fn intact_edited_deleted_reordered() {
+        assert_eq!(verify(&chain(5)), Ok(()));
+        let mut edited = chain(5);
+        edited[2].body = "{\"n\":99}".into();
+        assert_eq!(verify(&edited).map_err(|e| e.0), Err(3));
+        let mut deleted = chain(5);
+        deleted.remove(1);
+        assert_eq!(verify(&deleted).map_err(|e| e.0), Err(2));
+        let mut reordered = chain(5);
+        reordered.swap(3, 4);
+        assert_eq!(verify(&reordered).map_err(|e| e.0), Err(4));
+    }
+}

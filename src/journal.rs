@@ -1,0 +1,237 @@
+//! The audit journal's operations: record a change (in the change's own transaction), seal
+//! entries into the hash chain in order, verify a network, and sign checkpoints.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use ed25519_dalek::{Signer as _, SigningKey};
+use serde_json::{json, Value};
+
+use crate::db::rows::{now, CheckpointRow, JournalRow};
+use crate::db::{self, write_tx, AnyConnection, Db};
+use crate::error::ApiError;
+
+/// Records a state change. Runs in the caller's transaction: no change without its entry.
+pub fn record(
+    conn: &mut AnyConnection,
+    network_id: &str,
+    actor: Option<&str>,
+    kind: &str,
+    body: Value,
+) -> Result<(), ApiError> {
+    db::journal::append(
+        conn,
+        &JournalRow {
+            id: uuid::Uuid::now_v7().to_string(),
+            network_id: network_id.to_owned(),
+            recorded_at: now(),
+            actor: actor.map(str::to_owned),
+            kind: kind.to_owned(),
+            // serde_json's maps are sorted: this is the canonical form.
+            body: body.to_string(),
+        },
+    )?;
+    Ok(())
+}
+
+/// Records several changes of one kind at once (a batch), in the caller's transaction.
+pub fn record_many(
+    conn: &mut AnyConnection,
+    network_id: &str,
+    actor: Option<&str>,
+    kind: &str,
+    bodies: Vec<Value>,
+) -> Result<(), ApiError> {
+    let at = now();
+    let rows: Vec<JournalRow> = bodies
+        .into_iter()
+        .map(|body| JournalRow {
+            id: uuid::Uuid::now_v7().to_string(),
+            network_id: network_id.to_owned(),
+            recorded_at: at,
+            actor: actor.map(str::to_owned),
+            kind: kind.to_owned(),
+            body: body.to_string(),
+        })
+        .collect();
+    db::journal::append_many(conn, &rows)?;
+    Ok(())
+}
+
+/// Seals a network's unsealed entries, in order, under the network's lock.
+pub fn seal(conn: &mut AnyConnection, network_id: &str) -> Result<usize, ApiError> {
+    if db::journal::unsealed(conn, network_id)?.is_empty() {
+        return Ok(0);
+    }
+    write_tx(conn, |conn| {
+        db::equations::lock_network(conn, network_id)?;
+        let entries = db::journal::unsealed(conn, network_id)?;
+        let head = db::journal::head(conn, network_id)?;
+        Ok(db::journal::seal(conn, head, &entries, now())?)
+    })
+}
+
+/// Seals every network, forever, every `every` (started with the server). Several instances
+/// may run it: the network lock and the unique sequence keep the chain single.
+pub async fn sealer(db: Db, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        let result = db
+            .run(|conn| {
+                for network in db::journal::networks_to_seal(conn)? {
+                    seal(conn, &network)?;
+                }
+                Ok::<_, ApiError>(())
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "sealing the journal failed; will retry");
+        }
+    }
+}
+
+/// The result of verifying a network.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct Verification {
+    /// True when the chain is unbroken, every distribution recomputes and the ledger checks.
+    pub ok: bool,
+    /// Sealed entries checked.
+    pub entries: i64,
+    /// The head: last sequence number and hash.
+    pub head_seq: i64,
+    /// The head hash.
+    pub head_hash: Option<String>,
+    /// Entries not yet sealed (the tail the sealer has not reached).
+    pub unsealed: i64,
+    /// The first entry that breaks the chain, if any: its sequence number, id and problem.
+    pub first_bad_entry: Option<BadEntry>,
+    /// Distributions whose recomputation differs.
+    pub distribution_problems: Vec<String>,
+    /// Token ledger problems.
+    pub ledger_problems: Vec<String>,
+}
+
+/// An entry that breaks the chain.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct BadEntry {
+    /// Where the chain breaks.
+    pub seq: i64,
+    /// The entry there.
+    pub entry_id: String,
+    /// What is wrong.
+    pub problem: String,
+}
+
+/// Replays a network's journal: the chain, every distribution and every balance.
+pub fn verify(conn: &mut AnyConnection, network_id: &str) -> Result<Verification, ApiError> {
+    seal(conn, network_id)?;
+    let rows = db::journal::sealed(conn, network_id, 0, i64::MAX)?;
+    let views: Vec<_> = rows.iter().map(|(e, s)| db::journal::view(e, s)).collect();
+    let first_bad_entry =
+        crate::domain::journal::verify(&views)
+            .err()
+            .map(|(seq, entry_id, problem)| BadEntry {
+                seq,
+                entry_id,
+                problem,
+            });
+    let unsealed =
+        i64::try_from(db::journal::unsealed(conn, network_id)?.len()).unwrap_or(i64::MAX);
+    let mut distribution_problems = Vec::new();
+    for d in db::distributions::list(conn, network_id, None, i64::MAX)? {
+        let v = crate::api::distributions::verify(conn, network_id, &d)?;
+        if !v.matches {
+            distribution_problems.push(format!(
+                "distribution {}: {}",
+                d.id,
+                v.mismatches.join("; ")
+            ));
+        }
+    }
+    let ledger_problems = crate::tokens::check(conn, network_id)?;
+    let head = views.last();
+    Ok(Verification {
+        ok: first_bad_entry.is_none()
+            && distribution_problems.is_empty()
+            && ledger_problems.is_empty(),
+        entries: i64::try_from(views.len()).unwrap_or(i64::MAX),
+        head_seq: head.map_or(0, |h| h.seq),
+        head_hash: head.map(|h| h.hash.clone()),
+        unsealed,
+        first_bad_entry,
+        distribution_problems,
+        ledger_problems,
+    })
+}
+
+/// The service's checkpoint signing key.
+pub struct CheckpointSigner {
+    /// Key id published with the public key.
+    pub key_id: String,
+    key: SigningKey,
+}
+
+impl CheckpointSigner {
+    /// From a base64 32-byte seed, or a fresh random key (checkpoints then verify only
+    /// against this process's public key).
+    pub fn new(seed_b64: Option<&str>, key_id: &str) -> Result<Self, String> {
+        let key = match seed_b64 {
+            Some(s) => {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(s.trim())
+                    .map_err(|_| "HOLOPTIC_SIGNING_KEY must be base64".to_owned())?;
+                let seed: [u8; 32] = bytes
+                    .try_into()
+                    .map_err(|_| "HOLOPTIC_SIGNING_KEY must be 32 bytes".to_owned())?;
+                SigningKey::from_bytes(&seed)
+            }
+            None => SigningKey::generate(&mut rand::rngs::OsRng),
+        };
+        Ok(Self {
+            key_id: key_id.to_owned(),
+            key,
+        })
+    }
+
+    /// The public key, hex.
+    pub fn public_hex(&self) -> String {
+        hex::encode(self.key.verifying_key().to_bytes())
+    }
+
+    /// The message a checkpoint signs: canonical JSON of network, seq, head hash and time.
+    pub fn message(network_id: &str, seq: i64, head_hash: &str, signed_at: &str) -> String {
+        json!({ "head_hash": head_hash, "network_id": network_id, "seq": seq, "signed_at": signed_at }).to_string()
+    }
+
+    /// Signs the head of a network's journal (sealing first) and stores the checkpoint.
+    pub fn checkpoint(
+        self: &Arc<Self>,
+        conn: &mut AnyConnection,
+        network_id: &str,
+    ) -> Result<CheckpointRow, ApiError> {
+        seal(conn, network_id)?;
+        let (seq, head_hash) = db::journal::head(conn, network_id)?
+            .ok_or_else(|| ApiError::Conflict("the journal is empty".into()))?;
+        let signed_at = now();
+        let at = chrono::DateTime::<chrono::Utc>::from_naive_utc_and_offset(signed_at, chrono::Utc)
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        let signature = hex::encode(
+            self.key
+                .sign(Self::message(network_id, seq, &head_hash, &at).as_bytes())
+                .to_bytes(),
+        );
+        let row = CheckpointRow {
+            network_id: network_id.into(),
+            seq,
+            head_hash,
+            signed_at,
+            key_id: self.key_id.clone(),
+            signature,
+        };
+        write_tx(conn, |conn| {
+            db::journal::insert_checkpoint(conn, &row).map_err(ApiError::from)
+        })?;
+        Ok(row)
+    }
+}

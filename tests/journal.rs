@@ -1,0 +1,282 @@
+//! The audit journal: every change recorded in its own transaction, sealed into a hash
+//! chain, verified (including tampering done directly in the database), and checkpoints
+//! signed with a key anyone can check offline.
+
+mod common;
+
+use common::{work, Backend, TestApp, TestDb};
+use ed25519_dalek::{Signature, Verifier as _, VerifyingKey};
+use serde_json::{json, Value};
+
+on_both_backends!(
+    every_change_is_journaled_and_verifies,
+    tampering_is_caught,
+    checkpoints_verify_offline
+);
+
+const N: &str = "/v1/networks/lab";
+
+/// A little of everything: network, members, work, validation, a vote, a distribution, a payout.
+async fn activity(app: &TestApp) -> common::Member {
+    let steward = app.network("lab", json!({})).await;
+    let ada = app.join("lab", "Ada").await;
+    let c = app.work("lab", &ada, "2").await;
+    let id = c["id"].as_str().expect("id");
+    app.post(
+        &format!("{N}/contributions/{id}/validations"),
+        Some(&steward.token),
+        json!({ "decision": "approve" }),
+    )
+    .await
+    .ok(201);
+    let p = app
+        .post(
+            &format!("{N}/proposals"),
+            Some(&steward.token),
+            json!({ "title": "t", "preset": "sourcecred_balanced" }),
+        )
+        .await
+        .ok(201);
+    let pid = p["id"].as_str().expect("id");
+    for m in [&steward, &ada] {
+        app.post(
+            &format!("{N}/proposals/{pid}/votes"),
+            Some(&m.token),
+            json!({ "vote": "yes" }),
+        )
+        .await
+        .ok(201);
+    }
+    let i = app
+        .post(&format!("{N}/income"), Some(&steward.token), json!({ "amount": "10", "currency": "EUR", "source": "s", "received_at": "2026-01-01T00:00:00Z" }))
+        .await
+        .ok(201);
+    let d = app
+        .post(
+            &format!("{N}/income/{}/distribution", i["id"].as_str().expect("id")),
+            Some(&steward.token),
+            json!({}),
+        )
+        .await
+        .ok(201);
+    app.post(
+        &format!(
+            "{N}/distributions/{}/lines/1/payment",
+            d["id"].as_str().expect("id")
+        ),
+        Some(&steward.token),
+        json!({ "reference": "tx-1" }),
+    )
+    .await
+    .ok(201);
+    let mut batch = Vec::new();
+    for h in ["1", "2", "3"] {
+        batch.push(work(h));
+    }
+    app.post(
+        &format!("{N}/contributions/batch"),
+        Some(&ada.token),
+        json!({ "items": batch }),
+    )
+    .await
+    .ok(201);
+    steward
+}
+
+async fn every_change_is_journaled_and_verifies(app: TestApp) {
+    activity(&app).await;
+    let page = app
+        .get(&format!("{N}/journal?limit=200"), None)
+        .await
+        .ok(200);
+    let kinds: Vec<&str> = page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|e| e["kind"].as_str().expect("kind"))
+        .collect();
+    for k in [
+        "network.created",
+        "member.joined",
+        "contribution.recorded",
+        "contribution.validation",
+        "contribution.decided",
+        "proposal.created",
+        "proposal.vote",
+        "proposal.decided",
+        "equation.adopted",
+        "income.recorded",
+        "distribution.committed",
+        "payout.marked",
+    ] {
+        assert!(kinds.contains(&k), "{k} in {kinds:?}");
+    }
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| **k == "contribution.recorded")
+            .count(),
+        4,
+        "one per contribution, batch included"
+    );
+    let seqs: Vec<i64> = page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|e| e["seq"].as_i64().expect("seq"))
+        .collect();
+    assert_eq!(
+        seqs,
+        (1..=i64::try_from(seqs.len()).expect("n")).collect::<Vec<_>>(),
+        "gapless"
+    );
+    assert_eq!(page["items"][1]["prev_hash"], page["items"][0]["hash"]);
+    let v = app.get(&format!("{N}/journal/verify"), None).await.ok(200);
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["unsealed"], 0);
+    assert_eq!(v["entries"], json!(seqs.len()));
+    // Filters and paging.
+    let votes = app
+        .get(&format!("{N}/journal?kind=proposal.vote"), None)
+        .await
+        .ok(200);
+    assert_eq!(votes["items"].as_array().map(Vec::len), Some(2));
+    let first = app.get(&format!("{N}/journal?limit=3"), None).await.ok(200);
+    let next = first["next_after_seq"].as_i64().expect("more");
+    let second = app
+        .get(&format!("{N}/journal?limit=3&after_seq={next}"), None)
+        .await
+        .ok(200);
+    assert_eq!(second["items"][0]["seq"], next + 1);
+    app.get(&format!("{N}/journal?after_seq=-1"), None)
+        .await
+        .assert_problem(422, Some("after_seq"));
+}
+
+async fn tampering_is_caught(app: TestApp) {
+    activity(&app).await;
+    assert_eq!(
+        app.get(&format!("{N}/journal/verify"), None).await.ok(200)["ok"],
+        true
+    );
+    // The database itself refuses edits and deletions of the journal.
+    for sql in [
+        "UPDATE journal_entries SET kind = 'x'",
+        "DELETE FROM journal_seals",
+        "UPDATE contributions SET quantity = quantity",
+    ] {
+        let refused = app.try_sql(sql);
+        assert!(
+            refused.as_ref().is_err_and(|e| e.contains("append-only")),
+            "{sql}: {refused:?}"
+        );
+    }
+    let unlock = |table: &str| match app.backend {
+        Backend::Sqlite => {
+            app.sql(&format!("DROP TRIGGER {table}_no_update"));
+            app.sql(&format!("DROP TRIGGER {table}_no_delete"));
+        }
+        Backend::Postgres => app.sql(&format!(
+            "ALTER TABLE {table} DISABLE TRIGGER {table}_append_only"
+        )),
+    };
+    unlock("journal_entries");
+    unlock("journal_seals");
+    let bad = |v: &Value| (v["ok"].clone(), v["first_bad_entry"]["seq"].clone());
+    // Edit the body of entry 3.
+    app.sql("UPDATE journal_entries SET body = '{\"forged\":true}' WHERE id = (SELECT entry_id FROM journal_seals WHERE seq = 3)");
+    let v = app.get(&format!("{N}/journal/verify"), None).await.ok(200);
+    assert_eq!(bad(&v), (json!(false), json!(3)), "{v}");
+    assert!(v["first_bad_entry"]["problem"]
+        .as_str()
+        .is_some_and(|p| p.contains("edited")));
+}
+
+async fn checkpoints_verify_offline(app: TestApp) {
+    let steward = activity(&app).await;
+    let anyone = app.agent("x").await;
+    app.post(&format!("{N}/checkpoints"), Some(&anyone.token), json!({}))
+        .await
+        .assert_problem(403, None);
+    let cp = app
+        .post(&format!("{N}/checkpoints"), Some(&steward.token), json!({}))
+        .await
+        .ok(201);
+    let key = app.get("/v1/keys/checkpoint", None).await.ok(200);
+    assert_eq!(key["algorithm"], "Ed25519");
+    assert_eq!(cp["key_id"], key["key_id"]);
+    let pk_bytes: [u8; 32] = hex::decode(key["public_key"].as_str().expect("pk"))
+        .expect("hex")
+        .try_into()
+        .expect("32 bytes");
+    let pk = VerifyingKey::from_bytes(&pk_bytes).expect("key");
+    let sig_bytes: [u8; 64] = hex::decode(cp["signature"].as_str().expect("sig"))
+        .expect("hex")
+        .try_into()
+        .expect("64 bytes");
+    let sig = Signature::from_bytes(&sig_bytes);
+    let message = cp["message"].as_str().expect("message");
+    assert!(
+        pk.verify(message.as_bytes(), &sig).is_ok(),
+        "the signature checks offline"
+    );
+    assert!(
+        pk.verify(message.replace("\"seq\":", "\"seq\":1").as_bytes(), &sig)
+            .is_err(),
+        "and only for that message"
+    );
+    let seq = cp["seq"].as_i64().expect("seq");
+    let head = app
+        .get(&format!("{N}/journal?after_seq={}&limit=1", seq - 1), None)
+        .await
+        .ok(200);
+    assert_eq!(head["items"][0]["hash"], cp["head_hash"]);
+    assert!(message.contains(cp["head_hash"].as_str().expect("hash")));
+    let list = app.get(&format!("{N}/checkpoints"), None).await.ok(200);
+    assert_eq!(list.as_array().map(Vec::len), Some(1));
+}
+
+/// Deleting or reordering sealed rows is caught too (SQLite, where triggers can be dropped).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_and_reordered_rows_are_caught() {
+    for case in ["delete", "reorder"] {
+        let app = TestApp::spawn(Backend::Sqlite).await;
+        activity(&app).await;
+        assert_eq!(
+            app.get(&format!("{N}/journal/verify"), None).await.ok(200)["ok"],
+            true
+        );
+        app.sql("DROP TRIGGER journal_seals_no_update");
+        app.sql("DROP TRIGGER journal_seals_no_delete");
+        if case == "delete" {
+            app.sql("DELETE FROM journal_seals WHERE seq = 4");
+        } else {
+            app.sql("UPDATE journal_seals SET seq = -5 WHERE seq = 5");
+            app.sql("UPDATE journal_seals SET seq = 5 WHERE seq = 6");
+            app.sql("UPDATE journal_seals SET seq = 6 WHERE seq = -5");
+        }
+        let v = app.get(&format!("{N}/journal/verify"), None).await.ok(200);
+        assert_eq!(v["ok"], false, "{case}: {v}");
+        let expected = if case == "delete" { 4 } else { 5 };
+        assert_eq!(v["first_bad_entry"]["seq"], expected, "{case}: {v}");
+    }
+}
+
+/// The background sealer seals without anyone asking.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sealer_runs_by_itself() {
+    let (db, url) = TestDb::create(Backend::Sqlite);
+    let mut config = holoptic::Config::for_database(&url);
+    config.seal_interval_ms = 50;
+    let app = TestApp::spawn_with(Backend::Sqlite, db, url, config).await;
+    app.network("lab", json!({})).await;
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let url = holoptic::db::DatabaseUrl::parse(&app.database_url).expect("url");
+    let mut conn = holoptic::db::conn::establish(&url).expect("conn");
+    use diesel::prelude::*;
+    let sealed: i64 = holoptic::db::schema::journal_seals::table
+        .count()
+        .get_result(&mut conn)
+        .expect("count");
+    assert!(sealed >= 1, "the network's creation is sealed: {sealed}");
+}
