@@ -9,6 +9,7 @@ pub mod contributions;
 pub mod distributions;
 pub mod docs;
 pub mod equations;
+pub mod exports;
 pub mod extract;
 pub mod health;
 pub mod journal;
@@ -88,6 +89,7 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(distributions::get_distribution)
         .service(distributions::verify_distribution)
         .service(distributions::mark_paid)
+        .service(exports::export_distribution)
         .service(shares::list_shares)
         .service(shares::get_share)
         .service(tokens::create_token)

@@ -10,6 +10,7 @@ pub mod governance;
 pub mod ids;
 pub mod journal;
 pub mod ledger;
+pub mod merkle;
 pub mod network;
 pub mod presets;
 pub mod validation;

@@ -1,0 +1,38 @@
+// Loads Holoptic's exports with the real tools: @openzeppelin/merkle-tree loads every dump,
+// rebuilds the same root from the values, gives the same proofs and verifies each; ethers'
+// parseUnits reads every Safe CSV amount back to exactly the committed base units.
+// Usage: node check-exports.mjs DIR (files written by the Rust tests, see tests/exports.rs).
+import fs from 'node:fs';
+import { StandardMerkleTree } from '@openzeppelin/merkle-tree';
+import { parseUnits } from 'ethers';
+
+const dir = process.argv[2];
+const encoding = ['address', 'uint256'];
+let checks = 0;
+const fail = (msg) => { console.error(`interop: ${msg}`); process.exit(1); };
+
+for (const f of fs.readdirSync(dir).sort()) {
+  const data = JSON.parse(fs.readFileSync(`${dir}/${f}`, 'utf8'));
+  if (f.startsWith('merkle-')) {
+    const dump = data.merkle;
+    const tree = StandardMerkleTree.load(dump);
+    if (tree.root !== dump.tree[0]) fail(`${f}: loaded root differs`);
+    const rebuilt = StandardMerkleTree.of(dump.values.map((v) => v.value), encoding);
+    if (rebuilt.root !== tree.root) fail(`${f}: StandardMerkleTree.of gives another root`);
+    for (const [i, v] of tree.entries()) {
+      const ours = data.proofs[v[0]];
+      if (JSON.stringify(tree.getProof(i)) !== JSON.stringify(ours)) fail(`${f}: proof of ${v[0]} differs`);
+      if (!StandardMerkleTree.verify(tree.root, encoding, v, ours)) fail(`${f}: proof of ${v[0]} does not verify`);
+      checks += 1;
+    }
+    console.log(`${f}: ${dump.values.length} leaves, root ${tree.root} ok`);
+  } else if (f.startsWith('safe-')) {
+    const got = data.rows.map((r) => parseUnits(r.amount, data.decimals).toString()).sort();
+    const want = [...data.base_units].sort();
+    if (JSON.stringify(got) !== JSON.stringify(want)) fail(`${f}: parseUnits gives ${got}, expected ${want}`);
+    checks += got.length;
+    console.log(`${f}: ${got.length} amounts parse to the committed base units`);
+  }
+}
+if (checks === 0) fail('nothing was checked');
+console.log(`interop: ${checks} checks passed`);

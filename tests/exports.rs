@@ -1,0 +1,200 @@
+//! Payout exports. When HOLOPTIC_INTEROP_DIR is set (CI does), the exports are also written
+//! there for `.ci/interop/check-exports.mjs` to load with the real npm tools.
+
+mod common;
+
+use common::{work, Member, TestApp};
+use num_bigint::BigUint;
+use serde_json::{json, Value};
+
+on_both_backends!(exports_pay_exactly_and_list_the_unpayable);
+
+const N: &str = "/v1/networks/lab";
+
+async fn exports_pay_exactly_and_list_the_unpayable(app: TestApp) {
+    let steward = app.network("lab", json!({})).await;
+    let mut members: Vec<Member> = Vec::new();
+    for i in 0..6u64 {
+        let m = app.join("lab", &format!("m{i}")).await;
+        // Five of six have wallets (lowercase is accepted and checksummed).
+        if i < 5 {
+            let wallet = format!("0x{:040x}", 0xabc0_0000 + i * 7919);
+            app.patch(
+                "/v1/agents/me",
+                Some(&m.token),
+                json!({ "wallet_address": wallet }),
+            )
+            .await
+            .ok(200);
+        }
+        members.push(m);
+    }
+    let p = app
+        .post(
+            &format!("{N}/proposals"),
+            Some(&steward.token),
+            json!({ "title": "t", "preset": "sensorica" }),
+        )
+        .await
+        .ok(201);
+    let pid = p["id"].as_str().expect("id");
+    for m in members.iter().take(4) {
+        app.post(
+            &format!("{N}/proposals/{pid}/votes"),
+            Some(&m.token),
+            json!({ "vote": "yes" }),
+        )
+        .await
+        .ok(201);
+    }
+    for (i, m) in members.iter().enumerate() {
+        let c = app
+            .post(
+                &format!("{N}/contributions"),
+                Some(&m.token),
+                work(&format!("{}.5", i + 1)),
+            )
+            .await
+            .ok(201);
+        let by = &members[(i + 1) % members.len()];
+        app.post(
+            &format!(
+                "{N}/contributions/{}/validations",
+                c["id"].as_str().expect("id")
+            ),
+            Some(&by.token),
+            json!({ "decision": "approve" }),
+        )
+        .await
+        .ok(201);
+    }
+    let i = app
+        .post(&format!("{N}/income"), Some(&steward.token), json!({ "amount": "1234.57", "currency": "EUR", "source": "s", "received_at": "2026-01-01T00:00:00Z" }))
+        .await
+        .ok(201);
+    let d = app
+        .post(
+            &format!("{N}/income/{}/distribution", i["id"].as_str().expect("id")),
+            Some(&steward.token),
+            json!({}),
+        )
+        .await
+        .ok(201);
+    let did = d["id"].as_str().expect("id");
+    let base = format!("{N}/distributions/{did}/exports");
+
+    let csv = app.get(&format!("{base}/csv"), None).await.ok(200);
+    assert_eq!(csv["distribution_id"], did);
+    let content = csv["files"][0]["content"].as_str().expect("csv");
+    let total: u64 = content
+        .lines()
+        .skip(1)
+        .map(|l| {
+            l.split(',')
+                .nth(6)
+                .expect("amount_minor")
+                .parse::<u64>()
+                .expect("int")
+        })
+        .sum();
+    assert_eq!(total, 123_457, "plain CSV sums exactly to the distribution");
+
+    let safe = app.get(&format!("{base}/safe-csv?token_address=0xdac17f958d2ee523a2206206994597c13d831ec7&decimals=6"), None).await.ok(200);
+    let safe_csv = safe["files"][0]["content"].as_str().expect("safe");
+    assert!(safe_csv.starts_with("token_type,token_address,receiver,amount,id\n"));
+    assert_eq!(
+        safe_csv.lines().count(),
+        6,
+        "header and five payable members"
+    );
+    assert!(safe_csv
+        .lines()
+        .skip(1)
+        .all(|l| l.starts_with("erc20,0xdAC17F958D2ee523a2206206994597C13D831ec7,0x")));
+    let unpayable: Vec<&Value> = safe["not_payable"].as_array().expect("np").iter().collect();
+    assert!(unpayable
+        .iter()
+        .any(|n| n["agent_id"] == json!(members[5].id) && n["reason"] == "no wallet address"));
+    assert!(unpayable.iter().any(|n| n["account"] == "reserve"));
+    let native = app.get(&format!("{base}/safe-csv"), None).await.ok(200);
+    assert!(native["files"][0]["content"]
+        .as_str()
+        .expect("csv")
+        .lines()
+        .skip(1)
+        .all(|l| l.starts_with("native,,0x")));
+
+    let merkle = app
+        .get(&format!("{base}/merkle?decimals=18"), None)
+        .await
+        .ok(200);
+    let dump = &merkle["merkle"];
+    assert_eq!(dump["format"], "standard-v1");
+    assert_eq!(
+        dump["tree"].as_array().map(Vec::len),
+        Some(9),
+        "5 leaves → 2n − 1 nodes"
+    );
+    let root = dump["tree"][0].as_str().expect("root");
+    for v in dump["values"].as_array().expect("values") {
+        let (addr, amount) = (
+            v["value"][0].as_str().expect("a"),
+            v["value"][1].as_str().expect("n"),
+        );
+        let proof: Vec<String> = merkle["proofs"][addr]
+            .as_array()
+            .expect("proof")
+            .iter()
+            .map(|p| p.as_str().expect("p").to_owned())
+            .collect();
+        assert!(holoptic::domain::merkle::verify(
+            root,
+            addr,
+            &amount.parse::<BigUint>().expect("uint"),
+            &proof
+        ));
+    }
+    let disperse = app.get(&format!("{base}/disperse"), None).await.ok(200);
+    assert_eq!(
+        disperse["files"][0]["content"]
+            .as_str()
+            .expect("txt")
+            .lines()
+            .count(),
+        5
+    );
+    app.get(&format!("{base}/xml"), None)
+        .await
+        .assert_problem(422, Some("format"));
+    app.get(&format!("{base}/csv?decimals=1"), None)
+        .await
+        .assert_problem(422, Some("decimals"));
+
+    if let Ok(dir) = std::env::var("HOLOPTIC_INTEROP_DIR") {
+        let tag = format!("{:?}", app.backend).to_lowercase();
+        let expected: Vec<Value> = safe_csv
+            .lines()
+            .skip(1)
+            .map(|l| {
+                let cols: Vec<&str> = l.split(',').collect();
+                json!({ "receiver": cols[2], "amount": cols[3] })
+            })
+            .collect();
+        let lines: Vec<&Value> = d["lines"]
+            .as_array()
+            .expect("lines")
+            .iter()
+            .filter(|l| l["agent_id"] != json!(members[5].id) && l["account"].is_null())
+            .collect();
+        let base_units: Vec<String> = lines
+            .iter()
+            .map(|l| format!("{}0000", l["amount_minor"].as_str().expect("minor")))
+            .collect();
+        std::fs::write(format!("{dir}/merkle-{tag}.json"), merkle.to_string()).expect("write");
+        std::fs::write(
+            format!("{dir}/safe-{tag}.json"),
+            json!({ "decimals": 6, "rows": expected, "base_units": base_units }).to_string(),
+        )
+        .expect("write");
+    }
+}
