@@ -154,6 +154,17 @@ async fn exports_pay_exactly_and_list_the_unpayable(app: TestApp) {
             &proof
         ));
     }
+    let uni = app
+        .get(&format!("{base}/uniswap?decimals=18"), None)
+        .await
+        .ok(200);
+    assert_eq!(
+        uni["uniswap"]["claims"].as_object().map(|c| c.len()),
+        Some(5)
+    );
+    assert!(uni["uniswap"]["merkleRoot"]
+        .as_str()
+        .is_some_and(|r| r.len() == 66));
     let disperse = app.get(&format!("{base}/disperse"), None).await.ok(200);
     assert_eq!(
         disperse["files"][0]["content"]
@@ -191,6 +202,11 @@ async fn exports_pay_exactly_and_list_the_unpayable(app: TestApp) {
             .map(|l| format!("{}0000", l["amount_minor"].as_str().expect("minor")))
             .collect();
         std::fs::write(format!("{dir}/merkle-{tag}.json"), merkle.to_string()).expect("write");
+        std::fs::write(
+            format!("{dir}/uniswap-{tag}.json"),
+            uni["uniswap"].to_string(),
+        )
+        .expect("write");
         std::fs::write(
             format!("{dir}/safe-{tag}.json"),
             json!({ "decimals": 6, "rows": expected, "base_units": base_units }).to_string(),

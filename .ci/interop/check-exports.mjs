@@ -1,10 +1,14 @@
 // Loads Holoptic's exports with the real tools: @openzeppelin/merkle-tree loads every dump,
 // rebuilds the same root from the values, gives the same proofs and verifies each; ethers'
-// parseUnits reads every Safe CSV amount back to exactly the committed base units.
+// parseUnits reads every Safe CSV amount back to exactly the committed base units; merkletreejs
+// (sorted leaves and pairs, as Uniswap's merkle-distributor) rebuilds every claims root and
+// verifies every claim's proof.
 // Usage: node check-exports.mjs DIR (files written by the Rust tests, see tests/exports.rs).
 import fs from 'node:fs';
 import { StandardMerkleTree } from '@openzeppelin/merkle-tree';
-import { parseUnits } from 'ethers';
+import { parseUnits, solidityPackedKeccak256, getAddress } from 'ethers';
+import { MerkleTree } from 'merkletreejs';
+import keccak256 from 'keccak256';
 
 const dir = process.argv[2];
 const encoding = ['address', 'uint256'];
@@ -26,6 +30,23 @@ for (const f of fs.readdirSync(dir).sort()) {
       checks += 1;
     }
     console.log(`${f}: ${dump.values.length} leaves, root ${tree.root} ok`);
+  } else if (f.startsWith('uniswap-')) {
+    const entries = Object.entries(data.claims);
+    const leaves = entries.map(([addr, c]) => {
+      if (getAddress(addr) !== addr) fail(`${f}: ${addr} is not EIP-55`);
+      return solidityPackedKeccak256(['uint256', 'address', 'uint256'], [c.index, addr, BigInt(c.amount)]);
+    });
+    const tree = new MerkleTree(leaves, keccak256, { sortLeaves: true, sortPairs: true });
+    if (tree.getHexRoot() !== data.merkleRoot) fail(`${f}: merkletreejs root ${tree.getHexRoot()} differs from ${data.merkleRoot}`);
+    const sorted = entries.map(([a]) => a).sort();
+    entries.forEach(([addr, c], i) => {
+      if (sorted[c.index] !== addr) fail(`${f}: index of ${addr} is not its sorted position`);
+      if (!tree.verify(c.proof, leaves[i], data.merkleRoot)) fail(`${f}: proof of ${addr} does not verify`);
+      checks += 1;
+    });
+    const total = entries.reduce((s, [, c]) => s + BigInt(c.amount), 0n);
+    if (total !== BigInt(data.tokenTotal)) fail(`${f}: tokenTotal differs`);
+    console.log(`${f}: ${entries.length} claims, root ${data.merkleRoot} ok`);
   } else if (f.startsWith('safe-')) {
     const got = data.rows.map((r) => parseUnits(r.amount, data.decimals).toString()).sort();
     const want = [...data.base_units].sort();

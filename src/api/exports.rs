@@ -18,7 +18,7 @@ use super::{path_uuid, Access, AppState};
 use crate::accounting::to_human;
 use crate::auth::Caller;
 use crate::db;
-use crate::domain::merkle::{standard_tree, Dump};
+use crate::domain::merkle::{standard_tree, uniswap_claims, Claims, Dump};
 use crate::domain::wallet::WalletAddress;
 use crate::error::ApiError;
 
@@ -77,6 +77,8 @@ pub struct ExportOut {
     pub merkle: Option<Dump>,
     /// Proof per receiving address (merkle).
     pub proofs: Option<BTreeMap<String, Vec<String>>>,
+    /// The Uniswap merkle-distributor claims file (uniswap).
+    pub uniswap: Option<Claims>,
     /// Members and accounts not included.
     pub not_payable: Vec<NotPayable>,
 }
@@ -84,13 +86,13 @@ pub struct ExportOut {
 /// Export a committed distribution: `csv` (every line; amounts sum to the distribution),
 /// `safe-csv` (Safe CSV Airdrop files of at most 500 rows), `disperse` (Disperse.app text) or
 /// `merkle` (an OpenZeppelin StandardMerkleTree `standard-v1` dump of `[address, uint256]`
-/// with a proof per recipient).
+/// with a proof per recipient) or `uniswap` (a merkle-distributor claims file).
 #[utoipa::path(
     tag = "distributions",
     params(
         ("network" = String, Path, description = "Network id or slug"),
         ("id" = String, Path, description = "Distribution id"),
-        ("format" = String, Path, description = "csv, safe-csv, disperse or merkle"),
+        ("format" = String, Path, description = "csv, safe-csv, disperse, merkle or uniswap"),
         ExportParams,
     ),
     responses((status = 200, description = "The export", body = ExportOut), ReadErrors)
@@ -104,10 +106,10 @@ pub async fn export_distribution(
 ) -> Result<web::Json<ExportOut>, ApiError> {
     let (key, id, format) = path.into_inner();
     let id = path_uuid("id", &id)?;
-    if !["csv", "safe-csv", "disperse", "merkle"].contains(&format.as_str()) {
+    if !["csv", "safe-csv", "disperse", "merkle", "uniswap"].contains(&format.as_str()) {
         return Err(ApiError::field(
             "format",
-            "must be csv, safe-csv, disperse or merkle",
+            "must be csv, safe-csv, disperse, merkle or uniswap",
         ));
     }
     let q = query.0;
@@ -198,7 +200,11 @@ pub async fn export_distribution(
         }
     };
     let mut files = Vec::new();
-    let (mut merkle, mut proofs) = (None, None);
+    let (mut merkle, mut proofs, mut uniswap) = (None, None, None);
+    let base_units = |minor: &Decimal| {
+        BigUint::parse_bytes(minor.trunc().to_string().as_bytes(), 10).unwrap_or_default()
+            * &rescale
+    };
     match format.as_str() {
         "csv" => {
             let mut out = String::from(
@@ -257,18 +263,19 @@ pub async fn export_distribution(
                 content,
             });
         }
+        "uniswap" => {
+            let values: Vec<(String, BigUint)> = payable
+                .iter()
+                .filter(|(_, a)| **a > Decimal::ZERO)
+                .map(|(addr, amount)| (addr.clone(), base_units(amount)))
+                .collect();
+            uniswap = uniswap_claims(&values);
+        }
         _ => {
             let values: Vec<(String, BigUint)> = payable
                 .iter()
                 .filter(|(_, a)| **a > Decimal::ZERO)
-                .map(|(addr, amount)| {
-                    (
-                        addr.clone(),
-                        BigUint::parse_bytes(amount.trunc().to_string().as_bytes(), 10)
-                            .unwrap_or_default()
-                            * &rescale,
-                    )
-                })
+                .map(|(addr, amount)| (addr.clone(), base_units(amount)))
                 .collect();
             if let Some(dump) = standard_tree(&values) {
                 proofs = Some(
@@ -291,6 +298,7 @@ pub async fn export_distribution(
         files,
         merkle,
         proofs,
+        uniswap,
         not_payable,
     }))
 }

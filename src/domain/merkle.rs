@@ -182,6 +182,38 @@ mod tests {
     }
 
     #[test]
+    fn uniswap_claims_prove_their_leaves() {
+        for n in [1usize, 2, 3, 5, 33] {
+            let values: Vec<(String, BigUint)> = (0..n)
+                .map(|i| {
+                    let a = crate::domain::wallet::WalletAddress::parse(
+                        "a",
+                        &format!("0x{:040x}", i * 104_729 + 0xfeed),
+                    )
+                    .expect("address");
+                    (
+                        a.as_str().to_owned(),
+                        BigUint::from(10u32) * (BigUint::from(i) + 1u8),
+                    )
+                })
+                .collect();
+            let c = uniswap_claims(&values).expect("claims");
+            assert_eq!(c.claims.len(), n);
+            assert_eq!(
+                c.claims.values().map(|x| x.index).max(),
+                Some(u64::try_from(n).unwrap_or(0) - 1)
+            );
+            if let Ok(dir) = std::env::var("HOLOPTIC_INTEROP_DIR") {
+                std::fs::write(
+                    format!("{dir}/uniswap-sizes-{n:02}.json"),
+                    serde_json::to_string(&c).expect("json"),
+                )
+                .expect("write");
+            }
+        }
+    }
+
+    #[test]
     fn every_proof_verifies_for_many_sizes() {
         for n in [1usize, 2, 3, 5, 8, 33] {
             let values: Vec<(String, BigUint)> = (0..n)
@@ -214,4 +246,110 @@ mod tests {
             }
         }
     }
+}
+
+/// One claim of a Uniswap merkle-distributor claims file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Claim {
+    /// Position after sorting the checksummed addresses.
+    pub index: u64,
+    /// Amount as a hex string (`0x…`, even length).
+    pub amount: String,
+    /// Sibling hashes from the leaf up.
+    pub proof: Vec<String>,
+}
+
+/// A Uniswap merkle-distributor claims file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Claims {
+    /// The root to deploy the distributor with.
+    pub merkle_root: String,
+    /// Sum of all amounts, hex.
+    pub token_total: String,
+    /// Claim per checksummed address.
+    pub claims: std::collections::BTreeMap<String, Claim>,
+}
+
+fn hex_amount(n: &BigUint) -> String {
+    let h = n.to_str_radix(16);
+    if h.len() % 2 == 1 {
+        format!("0x0{h}")
+    } else {
+        format!("0x{h}")
+    }
+}
+
+/// Builds the claims file as Uniswap's `parseBalanceMap` does: addresses (EIP-55) sorted as
+/// strings; leaf = keccak256(abi.encodePacked(uint256 index, address account, uint256
+/// amount)); leaves sorted as bytes; pairs hashed sorted; an odd last node is promoted.
+pub fn uniswap_claims(values: &[(String, BigUint)]) -> Option<Claims> {
+    let mut sorted: Vec<&(String, BigUint)> = values.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut leaves: Vec<[u8; 32]> = Vec::with_capacity(sorted.len());
+    for (index, (address, amount)) in sorted.iter().enumerate() {
+        let addr = hex::decode(address.strip_prefix("0x")?).ok()?;
+        let amt = amount.to_bytes_be();
+        if addr.len() != 20 || amt.len() > 32 {
+            return None;
+        }
+        let mut packed = vec![0u8; 84];
+        let idx = u64::try_from(index).ok()?.to_be_bytes();
+        packed[24..32].copy_from_slice(&idx);
+        packed[32..52].copy_from_slice(&addr);
+        packed[84 - amt.len()..].copy_from_slice(&amt);
+        leaves.push(keccak(&packed));
+    }
+    let mut elements = leaves.clone();
+    elements.sort();
+    elements.dedup();
+    let mut layers: Vec<Vec<[u8; 32]>> = vec![elements.clone()];
+    while layers.last().is_some_and(|l| l.len() > 1) {
+        let prev = layers.last()?;
+        let next: Vec<[u8; 32]> = prev
+            .chunks(2)
+            .map(|p| {
+                if p.len() == 2 {
+                    node(&p[0], &p[1])
+                } else {
+                    p[0]
+                }
+            })
+            .collect();
+        layers.push(next);
+    }
+    let root = layers.last()?.first().copied()?;
+    let proof_of = |leaf: &[u8; 32]| -> Vec<String> {
+        let mut idx = elements.iter().position(|e| e == leaf).unwrap_or(0);
+        let mut out = Vec::new();
+        for layer in &layers[..layers.len() - 1] {
+            let pair = if idx % 2 == 0 { idx + 1 } else { idx - 1 };
+            if let Some(h) = layer.get(pair) {
+                out.push(hex32(h));
+            }
+            idx /= 2;
+        }
+        out
+    };
+    let total: BigUint = values.iter().map(|(_, a)| a).sum();
+    let claims = sorted
+        .iter()
+        .zip(&leaves)
+        .enumerate()
+        .map(|(i, ((a, amt), leaf))| {
+            (
+                a.clone(),
+                Claim {
+                    index: u64::try_from(i).unwrap_or(u64::MAX),
+                    amount: hex_amount(amt),
+                    proof: proof_of(leaf),
+                },
+            )
+        })
+        .collect();
+    Some(Claims {
+        merkle_root: hex32(&root),
+        token_total: hex_amount(&total),
+        claims,
+    })
 }
