@@ -9,6 +9,7 @@ import { StandardMerkleTree } from '@openzeppelin/merkle-tree';
 import { parseUnits, solidityPackedKeccak256, getAddress } from 'ethers';
 import { MerkleTree } from 'merkletreejs';
 import keccak256 from 'keccak256';
+import { ethers as ethers5 } from 'ethers5';
 
 const dir = process.argv[2];
 const encoding = ['address', 'uint256'];
@@ -47,6 +48,17 @@ for (const f of fs.readdirSync(dir).sort()) {
     const total = entries.reduce((s, [, c]) => s + BigInt(c.amount), 0n);
     if (total !== BigInt(data.tokenTotal)) fail(`${f}: tokenTotal differs`);
     console.log(`${f}: ${entries.length} claims, root ${data.merkleRoot} ok`);
+  } else if (f.startsWith('snapshot-')) {
+    // As the api-post strategy does: getAddress on each address, formatUnits on each score.
+    data.score.forEach((s, i) => {
+      if (ethers5.utils.getAddress(s.address) !== s.address) fail(`${f}: ${s.address} is not EIP-55`);
+      const human = ethers5.utils.formatUnits(s.score, data.decimals);
+      if (!ethers5.utils.parseUnits(data.expected[i], data.decimals).eq(ethers5.utils.parseUnits(human, data.decimals))) {
+        fail(`${f}: score ${s.score} reads as ${human}, expected ${data.expected[i]}`);
+      }
+      checks += 1;
+    });
+    console.log(`${f}: ${data.score.length} scores read by ethers v5`);
   } else if (f.startsWith('safe-')) {
     const got = data.rows.map((r) => parseUnits(r.amount, data.decimals).toString()).sort();
     const want = [...data.base_units].sort();

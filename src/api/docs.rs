@@ -36,6 +36,7 @@ use crate::error::Problem;
         (name = "distributions", description = "Income, distribution previews, commits, payouts and verification"),
         (name = "shares", description = "Members' value shares"),
         (name = "tokens", description = "The network token: double-entry ledger, balances, transfers, leavers"),
+        (name = "exports", description = "Scores for DAO tooling (Snapshot)"),
         (name = "audit", description = "The hash-chained journal, verification and signed checkpoints"),
         (name = "operations", description = "Health, readiness and metrics"),
     )

@@ -18,6 +18,7 @@ pub mod middleware;
 pub mod networks;
 pub mod proposals;
 pub mod shares;
+pub mod snapshot;
 pub mod tokens;
 pub mod validations;
 
@@ -90,6 +91,7 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(distributions::verify_distribution)
         .service(distributions::mark_paid)
         .service(exports::export_distribution)
+        .service(snapshot::snapshot_scores)
         .service(shares::list_shares)
         .service(shares::get_share)
         .service(tokens::create_token)
