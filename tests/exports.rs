@@ -7,7 +7,10 @@ use common::{work, Member, TestApp};
 use num_bigint::BigUint;
 use serde_json::{json, Value};
 
-on_both_backends!(exports_pay_exactly_and_list_the_unpayable);
+on_both_backends!(
+    exports_pay_exactly_and_list_the_unpayable,
+    valueflows_json_ld
+);
 
 const N: &str = "/v1/networks/lab";
 
@@ -213,4 +216,108 @@ async fn exports_pay_exactly_and_list_the_unpayable(app: TestApp) {
         )
         .expect("write");
     }
+}
+
+async fn valueflows_json_ld(app: TestApp) {
+    let steward = app.network("lab", json!({})).await;
+    let ada = app.join("lab", "Ada").await;
+    let p = app
+        .post(
+            &format!("{N}/proposals"),
+            Some(&steward.token),
+            json!({ "title": "t", "preset": "sourcecred_balanced" }),
+        )
+        .await
+        .ok(201);
+    let pid = p["id"].as_str().expect("id");
+    for m in [&steward, &ada] {
+        app.post(
+            &format!("{N}/proposals/{pid}/votes"),
+            Some(&m.token),
+            json!({ "vote": "yes" }),
+        )
+        .await
+        .ok(201);
+    }
+    let c = app
+        .post(&format!("{N}/contributions"), Some(&ada.token), work("3"))
+        .await
+        .ok(201);
+    let cid = c["id"].as_str().expect("id");
+    app.post(
+        &format!("{N}/contributions/{cid}/validations"),
+        Some(&steward.token),
+        json!({ "decision": "approve" }),
+    )
+    .await
+    .ok(201);
+    let mut fix = json!({ "kind": "material", "quantity": "2", "unit": "kg", "occurred_at": "2026-01-02T00:00:00Z", "description": "it was steel" });
+    fix["corrects"] = json!(cid);
+    let fixed = app
+        .post(&format!("{N}/contributions"), Some(&ada.token), fix)
+        .await
+        .ok(201);
+    let fid = fixed["id"].as_str().expect("id");
+    app.post(
+        &format!("{N}/contributions/{fid}/validations"),
+        Some(&steward.token),
+        json!({ "decision": "approve" }),
+    )
+    .await
+    .ok(201);
+    let i = app
+        .post(&format!("{N}/income"), Some(&steward.token), json!({ "amount": "5", "currency": "EUR", "source": "s", "received_at": "2026-01-01T00:00:00Z" }))
+        .await
+        .ok(201);
+    let d = app
+        .post(
+            &format!("{N}/income/{}/distribution", i["id"].as_str().expect("id")),
+            Some(&steward.token),
+            json!({}),
+        )
+        .await
+        .ok(201);
+    let did = d["id"].as_str().expect("id");
+    app.post(
+        &format!("{N}/distributions/{did}/lines/1/payment"),
+        Some(&steward.token),
+        json!({ "reference": "tx-9" }),
+    )
+    .await
+    .ok(201);
+    let res = app.get(&format!("{N}/valueflows"), None).await;
+    assert_eq!(res.content_type, "application/ld+json");
+    let doc = res.ok(200);
+    assert_eq!(doc["@context"]["vf"], "https://w3id.org/valueflows/ont/vf#");
+    let graph = doc["@graph"].as_array().expect("graph");
+    let work_event = graph
+        .iter()
+        .find(|e| e["@id"] == format!("urn:holoptic:contribution:{cid}"))
+        .expect("work event");
+    assert_eq!(work_event["vf:action"], "vf:work");
+    assert_eq!(work_event["vf:effortQuantity"]["om2:hasUnit"], "om2:hour");
+    assert_eq!(work_event["holoptic:status"], "superseded");
+    let correction = graph
+        .iter()
+        .find(|e| e["vf:corrects"]["@id"] == format!("urn:holoptic:contribution:{cid}"))
+        .expect("correction");
+    assert_eq!(correction["vf:action"], "vf:consume");
+    assert_eq!(
+        correction["vf:resourceQuantity"]["om2:hasUnit"],
+        "om2:kilogram"
+    );
+    let claim = graph
+        .iter()
+        .find(|e| e["@type"] == "vf:Claim")
+        .expect("claim");
+    let payout = graph
+        .iter()
+        .find(|e| e["vf:settles"]["@id"] == claim["@id"])
+        .expect("payout settles the claim");
+    assert_eq!(payout["vf:action"], "vf:transfer");
+    assert_eq!(payout["vf:note"], "tx-9");
+    assert_eq!(
+        payout["vf:receiver"]["@id"],
+        format!("urn:holoptic:agent:{}", ada.id)
+    );
 }

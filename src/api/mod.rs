@@ -21,6 +21,7 @@ pub mod shares;
 pub mod snapshot;
 pub mod tokens;
 pub mod validations;
+pub mod valueflows;
 
 use std::sync::Arc;
 
@@ -92,6 +93,7 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(distributions::mark_paid)
         .service(exports::export_distribution)
         .service(snapshot::snapshot_scores)
+        .service(valueflows::export_valueflows)
         .service(shares::list_shares)
         .service(shares::get_share)
         .service(tokens::create_token)
