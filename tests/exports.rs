@@ -32,24 +32,13 @@ async fn exports_pay_exactly_and_list_the_unpayable(app: TestApp) {
         }
         members.push(m);
     }
-    let p = app
-        .post(
-            &format!("{N}/proposals"),
-            Some(&steward.token),
-            json!({ "title": "t", "preset": "sensorica" }),
-        )
-        .await
-        .ok(201);
-    let pid = p["id"].as_str().expect("id");
-    for m in members.iter().take(4) {
-        app.post(
-            &format!("{N}/proposals/{pid}/votes"),
-            Some(&m.token),
-            json!({ "vote": "yes" }),
-        )
-        .await
-        .ok(201);
-    }
+    app.adopt(
+        "lab",
+        &steward,
+        json!({ "title": "t", "preset": "sensorica" }),
+        &members.iter().take(4).collect::<Vec<_>>(),
+    )
+    .await;
     for (i, m) in members.iter().enumerate() {
         let c = app
             .post(
@@ -221,24 +210,13 @@ async fn exports_pay_exactly_and_list_the_unpayable(app: TestApp) {
 async fn valueflows_json_ld(app: TestApp) {
     let steward = app.network("lab", json!({})).await;
     let ada = app.join("lab", "Ada").await;
-    let p = app
-        .post(
-            &format!("{N}/proposals"),
-            Some(&steward.token),
-            json!({ "title": "t", "preset": "sourcecred_balanced" }),
-        )
-        .await
-        .ok(201);
-    let pid = p["id"].as_str().expect("id");
-    for m in [&steward, &ada] {
-        app.post(
-            &format!("{N}/proposals/{pid}/votes"),
-            Some(&m.token),
-            json!({ "vote": "yes" }),
-        )
-        .await
-        .ok(201);
-    }
+    app.adopt(
+        "lab",
+        &steward,
+        json!({ "title": "t", "preset": "sourcecred_balanced" }),
+        &[&steward, &ada],
+    )
+    .await;
     let c = app
         .post(&format!("{N}/contributions"), Some(&ada.token), work("3"))
         .await

@@ -29,24 +29,13 @@ async fn activity(app: &TestApp) -> common::Member {
     )
     .await
     .ok(201);
-    let p = app
-        .post(
-            &format!("{N}/proposals"),
-            Some(&steward.token),
-            json!({ "title": "t", "preset": "sourcecred_balanced" }),
-        )
-        .await
-        .ok(201);
-    let pid = p["id"].as_str().expect("id");
-    for m in [&steward, &ada] {
-        app.post(
-            &format!("{N}/proposals/{pid}/votes"),
-            Some(&m.token),
-            json!({ "vote": "yes" }),
-        )
-        .await
-        .ok(201);
-    }
+    app.adopt(
+        "lab",
+        &steward,
+        json!({ "title": "t", "preset": "sourcecred_balanced" }),
+        &[&steward, &ada],
+    )
+    .await;
     let i = app
         .post(&format!("{N}/income"), Some(&steward.token), json!({ "amount": "10", "currency": "EUR", "source": "s", "received_at": "2026-01-01T00:00:00Z" }))
         .await

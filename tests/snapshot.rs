@@ -33,24 +33,13 @@ async fn scores_for_snapshot(app: TestApp) {
         "buckets": [{ "name": "all", "share": "straight", "percent": "100", "pool": { "policy": { "type": "pro_rata", "claim": "equity" } } }],
         "token": { "mint_on": "validation", "per_unit": "1.5" }
     });
-    let p = app
-        .post(
-            &format!("{N}/proposals"),
-            Some(&steward.token),
-            json!({ "title": "t", "equation": eq }),
-        )
-        .await
-        .ok(201);
-    let pid = p["id"].as_str().expect("id");
-    for m in [&steward, &ada] {
-        app.post(
-            &format!("{N}/proposals/{pid}/votes"),
-            Some(&m.token),
-            json!({ "vote": "yes" }),
-        )
-        .await
-        .ok(201);
-    }
+    app.adopt(
+        "lab",
+        &steward,
+        json!({ "title": "t", "equation": eq }),
+        &[&steward, &ada],
+    )
+    .await;
     let c = app
         .post(&format!("{N}/contributions"), Some(&ada.token), work("2.5"))
         .await

@@ -37,24 +37,13 @@ async fn setup(app: &TestApp, token_rules: Value) -> (Member, Member, Member) {
         "buckets": [{ "name": "all", "share": "straight", "percent": "100", "pool": { "policy": { "type": "pro_rata", "claim": "equity" } } }],
         "token": token_rules
     });
-    let p = app
-        .post(
-            &format!("{N}/proposals"),
-            Some(&steward.token),
-            json!({ "title": "Token rules", "equation": eq }),
-        )
-        .await
-        .ok(201);
-    let pid = p["id"].as_str().expect("id");
-    for m in [&steward, &ada] {
-        app.post(
-            &format!("{N}/proposals/{pid}/votes"),
-            Some(&m.token),
-            json!({ "vote": "yes" }),
-        )
-        .await
-        .ok(201);
-    }
+    app.adopt(
+        "lab",
+        &steward,
+        json!({ "title": "Token rules", "equation": eq }),
+        &[&steward, &ada],
+    )
+    .await;
     (steward, ada, bob)
 }
 

@@ -326,6 +326,38 @@ impl TestApp {
         .ok(200);
     }
 
+    /// Proposes `body` in network `slug` as `proposer`, and `voters` vote yes; returns the
+    /// proposal as the last vote left it.
+    pub async fn adopt(
+        &self,
+        slug: &str,
+        proposer: &Member,
+        body: Value,
+        voters: &[&Member],
+    ) -> Value {
+        let p = self
+            .post(
+                &format!("/v1/networks/{slug}/proposals"),
+                Some(&proposer.token),
+                body,
+            )
+            .await
+            .ok(201);
+        let pid = p["id"].as_str().expect("id").to_owned();
+        let mut last = p;
+        for v in voters {
+            last = self
+                .post(
+                    &format!("/v1/networks/{slug}/proposals/{pid}/votes"),
+                    Some(&v.token),
+                    json!({ "vote": "yes" }),
+                )
+                .await
+                .ok(201);
+        }
+        last
+    }
+
     /// Logs `hours` of work as `member`; returns the contribution.
     pub async fn work(&self, slug: &str, member: &Member, hours: &str) -> Value {
         self.post(
