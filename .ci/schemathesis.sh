@@ -25,6 +25,12 @@ done
 token=$(curl -fsS -X POST "http://127.0.0.1:$port/v1/auth/token" -H 'content-type: application/json' \
   -d "{\"api_key\":\"$key\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
 
+# Some data to reach deeper responses: a proposal (with a whole equation in it) and a token.
+curl -fsS -X POST "http://127.0.0.1:$port/v1/networks/schema-lab/proposals" -H "authorization: Bearer $token" \
+  -H 'content-type: application/json' -d '{"title":"Adopt Sensorica","preset":"sensorica"}' >/dev/null
+curl -fsS -X POST "http://127.0.0.1:$port/v1/networks/schema-lab/token" -H "authorization: Bearer $token" \
+  -H 'content-type: application/json' -d '{"symbol":"LAB","name":"Lab token","decimals":6}' >/dev/null
+
 schemathesis --config-file "$(dirname "$0")/schemathesis.toml" run "http://127.0.0.1:$port/openapi.json" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance \
   --phases examples,coverage,fuzzing \

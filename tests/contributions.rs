@@ -15,6 +15,7 @@ on_both_backends!(
     idempotent_retries,
     bad_input_writes_nothing,
     cross_network_access_refused,
+    csv_import_dry_run_then_all_or_nothing,
 );
 
 const PATH: &str = "/v1/networks/lab/contributions";
@@ -616,4 +617,95 @@ async fn cross_network_access_refused(app: TestApp) {
         .ok(200);
     assert_eq!(still["approvals"], 0);
     assert_eq!(still["status"], "pending");
+}
+
+async fn csv_import_dry_run_then_all_or_nothing(app: TestApp) {
+    let steward = app.network("lab", json!({})).await;
+    let ada = app.join("lab", "Ada").await;
+    let path = "/v1/networks/lab/imports/contributions";
+    let future = (chrono::Utc::now() + chrono::Duration::days(3)).to_rfc3339();
+    let bad = format!(
+        "kind,quantity,unit,occurred_at,agent_id,tags,description\n\
+         work,2.5,hours,2025-03-01T10:00:00Z,{a},design;cnc,Frame\n\
+         work,1,hours,{future},{a},,Too early\n\
+         material,3,hours,2025-03-02T10:00:00Z,{a},,Wrong unit\n\
+         cash,10,EUR,2025-03-03T10:00:00Z,{a},,Seed money\n",
+        a = ada.id
+    );
+    let send = |body: String, q: &'static str, token: String| {
+        let (client, url) = (app.client.clone(), format!("{}{path}{q}", app.base));
+        async move {
+            let r = client
+                .post(url)
+                .bearer_auth(token)
+                .header("content-type", "text/csv")
+                .body(body)
+                .send()
+                .await
+                .expect("sent");
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (status, dry) = send(bad.clone(), "", steward.token.clone()).await;
+    assert_eq!(status, 200);
+    assert_eq!(dry["dry_run"], true);
+    assert_eq!(dry["rows"], 4);
+    let lines: Vec<(i64, String)> = dry["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| {
+            (
+                e["line"].as_i64().expect("line"),
+                e["field"].as_str().expect("f").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        vec![(3, "occurred_at".to_owned()), (4, "unit".to_owned())]
+    );
+    let (status, refused) = send(bad, "?dry_run=false", steward.token.clone()).await;
+    assert_eq!(status, 200, "{refused}");
+    assert_eq!(refused["imported"].as_array().map(Vec::len), Some(0));
+    assert_eq!(
+        app.count_contributions("lab", None).await,
+        0,
+        "all or nothing"
+    );
+    let good = format!(
+        "kind,quantity,unit,occurred_at,agent_id,tags,description\n\
+         work,2.5,hours,2025-03-01T10:00:00Z,{a},design;cnc,Frame\n\
+         cash,10,EUR,2025-03-03T10:00:00Z,{a},,\"Seed money, first round\"\n",
+        a = ada.id
+    );
+    let (status, done) = send(good.clone(), "?dry_run=false", steward.token.clone()).await;
+    assert_eq!(status, 201, "{done}");
+    assert_eq!(done["imported"].as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        done["imported"][0]["tags"],
+        json!(["cnc", "design"]),
+        "tags come back sorted"
+    );
+    assert_eq!(
+        done["imported"][1]["description"],
+        "Seed money, first round"
+    );
+    assert_eq!(app.count_contributions("lab", None).await, 2);
+    let (status, _) = send(good.clone(), "?dry_run=false", ada.token.clone()).await;
+    assert_eq!(status, 403, "stewards only");
+    let r = app
+        .send_raw(
+            Method::POST,
+            path,
+            Some(&steward.token),
+            "application/json",
+            good.into_bytes(),
+        )
+        .await;
+    r.assert_problem(415, None);
+    let (status, unknown) = send("kind,qty\nwork,1\n".into(), "", steward.token.clone()).await;
+    assert_eq!((status, unknown["field"].clone()), (422, json!("header")));
+    assert_eq!(app.count_contributions("lab", None).await, 2);
 }

@@ -177,7 +177,7 @@ pub fn to_out(v: ContributionView) -> ContributionOut {
     }
 }
 
-fn to_raw(c: ContributionIn) -> RawContribution {
+pub(crate) fn to_raw(c: ContributionIn) -> RawContribution {
     RawContribution {
         agent_id: c.agent_id,
         kind: c.kind,
@@ -203,7 +203,7 @@ fn locate(prefix: Option<usize>, e: FieldError) -> ApiError {
 
 /// Checks drafts against the network and the caller's role, then stores them, all in the
 /// caller's transaction. `indexed` says whether errors name `items[i]`.
-fn record(
+pub(crate) fn record(
     conn: &mut AnyConnection,
     key: &str,
     caller: AgentId,

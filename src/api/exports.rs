@@ -18,7 +18,7 @@ use super::{path_uuid, Access, AppState};
 use crate::accounting::to_human;
 use crate::auth::Caller;
 use crate::db;
-use crate::domain::merkle::{standard_tree, uniswap_claims, Claims, Dump};
+use crate::domain::merkle::{standard_tree, uniswap_claims, Dump, UniswapClaims};
 use crate::domain::wallet::WalletAddress;
 use crate::error::ApiError;
 
@@ -78,7 +78,7 @@ pub struct ExportOut {
     /// Proof per receiving address (merkle).
     pub proofs: Option<BTreeMap<String, Vec<String>>>,
     /// The Uniswap merkle-distributor claims file (uniswap).
-    pub uniswap: Option<Claims>,
+    pub uniswap: Option<UniswapClaims>,
     /// Members and accounts not included.
     pub not_payable: Vec<NotPayable>,
 }

@@ -12,6 +12,7 @@ pub mod equations;
 pub mod exports;
 pub mod extract;
 pub mod health;
+pub mod imports;
 pub mod journal;
 pub mod members;
 pub mod middleware;
@@ -71,6 +72,7 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(contributions::create_contribution_batch)
         .service(contributions::list_contributions)
         .service(contributions::get_contribution)
+        .service(imports::import_contributions)
         .service(validations::create_validation)
         .service(validations::list_validations)
         .service(equations::list_presets)

@@ -40,7 +40,7 @@ pub struct ValueEquation {
     #[serde(default)]
     pub formulas: BTreeMap<Kind, String>,
     /// Optional half-life in days, from the contribution's date to the cut-off.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decay_half_life_days: Option<u32>,
     /// Which contributions count.
     #[serde(default)]
@@ -87,11 +87,11 @@ pub struct TokenRules {
     #[serde(default)]
     pub transferable: bool,
     /// Optional vesting of minted tokens: nothing before `cliff_days`, linear to `duration_days`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vesting: Option<VestingRules>,
     /// Tokens burned per unit of currency when a distribution line to a holder is marked paid
     /// (capped at their vested balance); absent: no redemption.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redeem_per_unit_paid: Option<String>,
     /// What happens to a leaver's tokens.
     #[serde(default)]
@@ -145,18 +145,18 @@ pub struct RateRule {
     /// The kind it applies to.
     pub kind: Kind,
     /// Only this skill.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skill: Option<String>,
     /// Only this agent (needs `skill`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_id: Option<AgentId>,
     /// Value per unit (decimal string).
     pub rate: String,
     /// Applies to contributions on or after this time.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub valid_from: Option<DateTime<Utc>>,
     /// Applies to contributions before this time.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub valid_to: Option<DateTime<Utc>>,
 }
 
@@ -168,16 +168,16 @@ pub struct Counting {
     #[serde(default = "validated_only")]
     pub statuses: Vec<Status>,
     /// Only these kinds (default: all).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kinds: Option<Vec<Kind>>,
     /// Only contributions with one of these tags (default: all).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<String>>,
     /// Only contributions that occurred on or after this time.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<DateTime<Utc>>,
     /// Only contributions that occurred before this time.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<DateTime<Utc>>,
 }
 
@@ -227,10 +227,10 @@ pub struct Bucket {
     /// Percentage, a decimal string from 0 to 100.
     pub percent: String,
     /// Whole bucket to one member or account (exactly one of `to` and `pool`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<Target>,
     /// A pool split among contributors.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pool: Option<Pool>,
 }
 
@@ -259,16 +259,16 @@ pub enum Target {
 #[serde(deny_unknown_fields)]
 pub struct Pool {
     /// Only these kinds (default all counted).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kinds: Option<Vec<Kind>>,
     /// Only contributions with one of these tags.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<String>>,
     /// Only contributions on or after this time.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<DateTime<Utc>>,
     /// Only contributions before this time.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<DateTime<Utc>>,
     /// How the pool is split.
     pub policy: Policy,
@@ -283,10 +283,10 @@ pub enum Policy {
         /// `equity` (forever), `debt` (until repaid) or `once`.
         claim: Claim,
         /// Debt only: claims are value × multiplier (default "1").
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         payback_multiplier: Option<String>,
         /// Debt only: currency units per unit of value (default "1").
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         unit_value: Option<String>,
     },
     /// Value in the last `periods` periods of `period_days` days before the cut-off.
@@ -310,7 +310,7 @@ pub enum Policy {
     /// Oldest claims first, each up to its outstanding value × `unit_value`.
     Fifo {
         /// Currency units per unit of value (default "1").
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         unit_value: Option<String>,
     },
 }

@@ -250,7 +250,7 @@ mod tests {
 
 /// One claim of a Uniswap merkle-distributor claims file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct Claim {
+pub struct UniswapClaim {
     /// Position after sorting the checksummed addresses.
     pub index: u64,
     /// Amount as a hex string (`0x…`, even length).
@@ -262,13 +262,13 @@ pub struct Claim {
 /// A Uniswap merkle-distributor claims file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct Claims {
+pub struct UniswapClaims {
     /// The root to deploy the distributor with.
     pub merkle_root: String,
     /// Sum of all amounts, hex.
     pub token_total: String,
     /// Claim per checksummed address.
-    pub claims: std::collections::BTreeMap<String, Claim>,
+    pub claims: std::collections::BTreeMap<String, UniswapClaim>,
 }
 
 fn hex_amount(n: &BigUint) -> String {
@@ -283,7 +283,7 @@ fn hex_amount(n: &BigUint) -> String {
 /// Builds the claims file as Uniswap's `parseBalanceMap` does: addresses (EIP-55) sorted as
 /// strings; leaf = keccak256(abi.encodePacked(uint256 index, address account, uint256
 /// amount)); leaves sorted as bytes; pairs hashed sorted; an odd last node is promoted.
-pub fn uniswap_claims(values: &[(String, BigUint)]) -> Option<Claims> {
+pub fn uniswap_claims(values: &[(String, BigUint)]) -> Option<UniswapClaims> {
     let mut sorted: Vec<&(String, BigUint)> = values.iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
     let mut leaves: Vec<[u8; 32]> = Vec::with_capacity(sorted.len());
@@ -339,7 +339,7 @@ pub fn uniswap_claims(values: &[(String, BigUint)]) -> Option<Claims> {
         .map(|(i, ((a, amt), leaf))| {
             (
                 a.clone(),
-                Claim {
+                UniswapClaim {
                     index: u64::try_from(i).unwrap_or(u64::MAX),
                     amount: hex_amount(amt),
                     proof: proof_of(leaf),
@@ -347,7 +347,7 @@ pub fn uniswap_claims(values: &[(String, BigUint)]) -> Option<Claims> {
             )
         })
         .collect();
-    Some(Claims {
+    Some(UniswapClaims {
         merkle_root: hex32(&root),
         token_total: hex_amount(&total),
         claims,
