@@ -13,6 +13,21 @@ fn committed_spec_matches_the_code() {
     );
 }
 
+/// utoipa keys schemas by type name: two types with one name silently overwrite each other.
+/// These are the names that have clashed, or could.
+#[test]
+fn schema_names_are_the_types_they_should_be() {
+    let spec = serde_json::to_value(holoptic::openapi()).expect("value");
+    let schemas = &spec["components"]["schemas"];
+    assert_eq!(
+        schemas["Claim"]["enum"],
+        serde_json::json!(["equity", "debt", "once"])
+    );
+    assert!(schemas["UniswapClaim"]["properties"]["proof"].is_object());
+    assert!(schemas["Policy"]["oneOf"].is_array());
+    assert_eq!(schemas["Kind"]["enum"].as_array().map(Vec::len), Some(8));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn served_spec_and_docs() {
     let app = common::TestApp::spawn(common::Backend::Sqlite).await;
