@@ -184,7 +184,7 @@ fn table(
         }
         would = Some((per, scale, cur.code.clone(), minor));
     }
-    let mut rows = Vec::new();
+    let mut rows: Vec<(Decimal, ShareOut)> = Vec::new();
     for (m, agent) in db::members::list_members(conn, network, None, i64::MAX)? {
         let value = values.get(&m.agent_id).copied().unwrap_or_default();
         let share = if total.is_zero() {
@@ -204,27 +204,26 @@ fn table(
             })
             .unwrap_or_default();
         paid_list.sort_by(|a, b| a.currency.cmp(&b.currency));
-        rows.push(ShareOut {
-            agent_id: stored_id(&m.agent_id),
-            display_name: agent.display_name,
-            value: value.normalize().to_string(),
-            share: share
-                .round_dp_with_strategy(SHARE_DIGITS, RoundingStrategy::ToZero)
-                .normalize()
-                .to_string(),
-            paid: paid_list,
-            would_get: would.as_ref().map(|(per, scale, _, _)| {
-                to_human(per.get(&m.agent_id).copied().unwrap_or_default(), *scale)
-            }),
-        });
+        rows.push((
+            value,
+            ShareOut {
+                agent_id: stored_id(&m.agent_id),
+                display_name: agent.display_name,
+                value: value.normalize().to_string(),
+                share: share
+                    .round_dp_with_strategy(SHARE_DIGITS, RoundingStrategy::ToZero)
+                    .normalize()
+                    .to_string(),
+                paid: paid_list,
+                would_get: would.as_ref().map(|(per, scale, _, _)| {
+                    to_human(per.get(&m.agent_id).copied().unwrap_or_default(), *scale)
+                }),
+            },
+        ));
     }
-    rows.sort_by(|a, b| {
-        let (va, vb) = (
-            Decimal::from_str_exact(&a.value).unwrap_or_default(),
-            Decimal::from_str_exact(&b.value).unwrap_or_default(),
-        );
-        vb.cmp(&va).then_with(|| a.agent_id.cmp(&b.agent_id))
-    });
+    // Highest value first, then by id: sorted on the exact values, not their text.
+    rows.sort_by(|(va, a), (vb, b)| vb.cmp(va).then_with(|| a.agent_id.cmp(&b.agent_id)));
+    let rows: Vec<ShareOut> = rows.into_iter().map(|(_, r)| r).collect();
     Ok(Table {
         at,
         version: force.row.version,
