@@ -178,15 +178,26 @@ pub fn on_validated(
     c: &ContributionRow,
     actor: &str,
 ) -> Result<(), ApiError> {
-    let Some(a) = active(conn, &c.network_id)? else {
+    let Some(token) = db::ledger::token(conn, &c.network_id)? else {
         return Ok(());
     };
-    let Some(rules) = a.rules.clone().filter(|r| r.mint_on == MintOn::Validation) else {
+    // One lookup of the equation in force gives both the token rules and the weighting.
+    let Some(force) = accounting::in_force(conn, &c.network_id, now())? else {
+        return Ok(());
+    };
+    let Some(rules) = force
+        .eq
+        .source
+        .token
+        .clone()
+        .filter(|r| r.mint_on == MintOn::Validation)
+    else {
         return Ok(());
     };
     db::equations::lock_network(conn, &c.network_id)?;
-    let Some(force) = accounting::in_force(conn, &c.network_id, now())? else {
-        return Ok(());
+    let a = Active {
+        token,
+        rules: Some(rules.clone()),
     };
     let facts = Facts {
         id: c.id.clone(),
