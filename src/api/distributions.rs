@@ -5,12 +5,13 @@ use actix_web::{get, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 use super::docs::{ReadErrors, WriteErrors};
 use super::extract::{ApiJson, ApiQuery};
 use super::{
     decode_cursor, page_limit, paginate, path_uuid, stored_id, utc, Access, AppState, Page,
+    PageParams,
 };
 use crate::accounting::{self, compile_body, to_human, to_minor, Job};
 use crate::auth::{Authenticated, Caller};
@@ -143,17 +144,6 @@ pub struct PaymentIn {
     /// E.g. a transaction hash or bank reference (1-200 characters).
     #[schema(example = "0x5c504ed432cb51138bcf09aa5e8a410dd4a1e204ef84bfed1be16dfba1b22060")]
     pub reference: String,
-}
-
-/// Paging.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct ListParams {
-    /// Page size, 1-200 (default 50).
-    pub limit: Option<i64>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
 }
 
 fn income_out(r: IncomeRow, scale: u32, distribution_id: Option<String>) -> IncomeOut {
@@ -366,7 +356,7 @@ pub async fn create_income(
 /// List income events, newest first.
 #[utoipa::path(
     tag = "distributions",
-    params(("network" = String, Path, description = "Network id or slug"), ListParams),
+    params(("network" = String, Path, description = "Network id or slug"), PageParams),
     responses((status = 200, description = "A page of income events", body = Page<IncomeOut>), ReadErrors)
 )]
 #[get("/networks/{network}/income")]
@@ -374,7 +364,7 @@ pub async fn list_income(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
-    query: ApiQuery<ListParams>,
+    query: ApiQuery<PageParams>,
 ) -> Result<web::Json<Page<IncomeOut>>, ApiError> {
     let limit = page_limit(query.0.limit)?;
     let before = decode_cursor(query.0.cursor.as_deref())?;
@@ -549,7 +539,7 @@ pub async fn commit_distribution(
 /// List committed distributions, newest first (lines included).
 #[utoipa::path(
     tag = "distributions",
-    params(("network" = String, Path, description = "Network id or slug"), ListParams),
+    params(("network" = String, Path, description = "Network id or slug"), PageParams),
     responses((status = 200, description = "A page of distributions", body = Page<DistributionOut>), ReadErrors)
 )]
 #[get("/networks/{network}/distributions")]
@@ -557,7 +547,7 @@ pub async fn list_distributions(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
-    query: ApiQuery<ListParams>,
+    query: ApiQuery<PageParams>,
 ) -> Result<web::Json<Page<DistributionOut>>, ApiError> {
     let limit = page_limit(query.0.limit)?;
     let before = decode_cursor(query.0.cursor.as_deref())?;

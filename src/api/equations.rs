@@ -3,11 +3,11 @@
 use actix_web::{get, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 use super::docs::ReadErrors;
 use super::extract::ApiQuery;
-use super::{utc, Access, AppState};
+use super::{utc, Access, AppState, AtParams};
 use crate::accounting::{self, compile_body};
 use crate::auth::Caller;
 use crate::db::rows::{now, EquationVersionRow};
@@ -58,15 +58,6 @@ pub struct EquationVersionOut {
     pub proposal_id: String,
     /// The whole equation.
     pub equation: ValueEquation,
-}
-
-/// Which date to look at.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct AtParams {
-    /// The date (RFC 3339); default now.
-    pub at: Option<DateTime<Utc>>,
 }
 
 fn to_out(row: EquationVersionRow, in_force: Option<i32>) -> Result<EquationVersionOut, ApiError> {

@@ -5,13 +5,14 @@ use actix_web::{get, patch, post, web, HttpResponse};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 use super::agents::{new_agent, parse_display_name};
 use super::docs::{ReadErrors, WriteErrors};
 use super::extract::{ApiJson, ApiQuery};
 use super::{
     decode_cursor, page_limit, paginate, path_uuid, stored_id, utc, Access, AppState, Page,
+    PageParams,
 };
 use crate::auth::keys::{hash_secret, new_invite_code};
 use crate::auth::{Authenticated, Caller};
@@ -106,17 +107,6 @@ pub struct InviteOut {
     pub role: Role,
     /// When it expires.
     pub expires_at: DateTime<Utc>,
-}
-
-/// Paging through members.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct MemberListParams {
-    /// Page size, 1-200 (default 50).
-    pub limit: Option<i64>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
 }
 
 fn to_out(m: MembershipRow, a: AgentRow) -> MemberOut {
@@ -250,7 +240,7 @@ pub async fn join_network(
 /// List a network's members.
 #[utoipa::path(
     tag = "members",
-    params(("network" = String, Path, description = "Network id or slug"), MemberListParams),
+    params(("network" = String, Path, description = "Network id or slug"), PageParams),
     responses((status = 200, description = "A page of members", body = Page<MemberOut>), ReadErrors)
 )]
 #[get("/networks/{network}/members")]
@@ -258,7 +248,7 @@ pub async fn list_members(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
-    query: ApiQuery<MemberListParams>,
+    query: ApiQuery<PageParams>,
 ) -> Result<web::Json<Page<MemberOut>>, ApiError> {
     let limit = page_limit(query.0.limit)?;
     let after = decode_cursor(query.0.cursor.as_deref())?;

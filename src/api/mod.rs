@@ -28,8 +28,8 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use chrono::{DateTime, NaiveDateTime, Utc};
-use serde::Serialize;
-use utoipa::ToSchema;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::TokenKeys;
 use crate::db::rows::NetworkRow;
@@ -111,6 +111,26 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(journal::create_checkpoint)
         .service(journal::list_checkpoints)
         .service(journal::get_signing_key);
+}
+
+/// Paging, for every list that takes nothing else.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    /// Page size, 1-200 (default 50).
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// A date to read at.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AtParams {
+    /// The date (RFC 3339; default now).
+    pub at: Option<DateTime<Utc>>,
 }
 
 /// A page of results and the cursor of the next one.

@@ -4,11 +4,13 @@ use actix_web::{get, patch, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 use super::docs::{ReadErrors, WriteErrors};
 use super::extract::{ApiJson, ApiQuery};
-use super::{decode_cursor, page_limit, paginate, stored_id, utc, Access, AppState, Page};
+use super::{
+    decode_cursor, page_limit, paginate, stored_id, utc, Access, AppState, Page, PageParams,
+};
 use crate::auth::{Authenticated, Caller};
 use crate::db::rows::{now, CurrencyRow, MembershipRow, NetworkRow};
 use crate::db::{self, write_tx};
@@ -122,17 +124,6 @@ pub struct NetworkOut {
     pub created_at: DateTime<Utc>,
     /// Last settings change.
     pub updated_at: DateTime<Utc>,
-}
-
-/// Paging through networks.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct NetworkListParams {
-    /// Page size, 1-200 (default 50).
-    pub limit: Option<i64>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
 }
 
 fn to_out(row: NetworkRow, currencies: Vec<CurrencyRow>) -> NetworkOut {
@@ -252,14 +243,14 @@ pub async fn create_network(
 /// List the networks the caller can see: public ones, and members-only ones it belongs to.
 #[utoipa::path(
     tag = "networks",
-    params(NetworkListParams),
+    params(PageParams),
     responses((status = 200, description = "A page of networks", body = Page<NetworkOut>), ReadErrors)
 )]
 #[get("/networks")]
 pub async fn list_networks(
     state: web::Data<AppState>,
     caller: Caller,
-    query: ApiQuery<NetworkListParams>,
+    query: ApiQuery<PageParams>,
 ) -> Result<web::Json<Page<NetworkOut>>, ApiError> {
     let limit = page_limit(query.0.limit)?;
     let after = decode_cursor(query.0.cursor.as_deref())?;

@@ -13,6 +13,7 @@ use super::docs::{ReadErrors, WriteErrors};
 use super::extract::{ApiJson, ApiQuery};
 use super::{
     decode_cursor, page_limit, paginate, path_uuid, stored_id, utc, Access, AppState, Page,
+    PageParams,
 };
 use crate::accounting::{self, compile_body, to_human, to_minor, Job};
 use crate::auth::{Authenticated, Caller};
@@ -99,17 +100,6 @@ pub struct ProposalOut {
     pub fast_tracked_by: Option<AgentId>,
     /// Created at.
     pub created_at: DateTime<Utc>,
-}
-
-/// Paging through proposals.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct ProposalListParams {
-    /// Page size, 1-200 (default 50).
-    pub limit: Option<i64>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
 }
 
 /// A sample amount for the what-if table.
@@ -282,7 +272,7 @@ pub async fn create_proposal(
 /// List a network's proposals, newest first.
 #[utoipa::path(
     tag = "governance",
-    params(("network" = String, Path, description = "Network id or slug"), ProposalListParams),
+    params(("network" = String, Path, description = "Network id or slug"), PageParams),
     responses((status = 200, description = "A page of proposals", body = Page<ProposalOut>), ReadErrors)
 )]
 #[get("/networks/{network}/proposals")]
@@ -290,7 +280,7 @@ pub async fn list_proposals(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
-    query: ApiQuery<ProposalListParams>,
+    query: ApiQuery<PageParams>,
 ) -> Result<web::Json<Page<ProposalOut>>, ApiError> {
     let limit = page_limit(query.0.limit)?;
     let before = decode_cursor(query.0.cursor.as_deref())?;

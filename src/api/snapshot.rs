@@ -4,14 +4,14 @@
 use std::collections::HashMap;
 
 use actix_web::{post, web};
-use chrono::{DateTime, Utc};
+
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 use super::docs::WriteErrors;
 use super::extract::{ApiJson, ApiQuery};
-use super::{Access, AppState};
+use super::{Access, AppState, AtParams};
 use crate::accounting;
 use crate::auth::Caller;
 use crate::db;
@@ -54,15 +54,6 @@ pub struct SnapshotOut {
     pub score: Vec<Score>,
 }
 
-/// The date to score at.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct SnapshotParams {
-    /// The date (RFC 3339; default now).
-    pub at: Option<DateTime<Utc>>,
-}
-
 /// value × 10^18 as an integer string, exactly (big integers: it can exceed a Decimal).
 fn scale_up(v: Decimal) -> String {
     let v = v.max(Decimal::ZERO);
@@ -79,7 +70,7 @@ fn scale_up(v: Decimal) -> String {
     params(
         ("network" = String, Path, description = "Network id or slug"),
         ("source" = String, Path, description = "balances or shares"),
-        SnapshotParams,
+        AtParams,
     ),
     request_body = SnapshotIn,
     responses((status = 200, description = "Scores", body = SnapshotOut), WriteErrors)
@@ -89,7 +80,7 @@ pub async fn snapshot_scores(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<(String, String)>,
-    query: ApiQuery<SnapshotParams>,
+    query: ApiQuery<AtParams>,
     body: ApiJson<SnapshotIn>,
 ) -> Result<web::Json<SnapshotOut>, ApiError> {
     let (key, source) = path.into_inner();

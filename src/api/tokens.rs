@@ -6,12 +6,13 @@ use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 use super::docs::{ReadErrors, WriteErrors};
 use super::extract::{ApiJson, ApiQuery};
 use super::{
-    decode_cursor, page_limit, paginate, path_uuid, stored_id, utc, Access, AppState, Page,
+    decode_cursor, page_limit, paginate, path_uuid, stored_id, utc, Access, AppState, AtParams,
+    Page, PageParams,
 };
 use crate::accounting::{to_human, to_minor};
 use crate::auth::{Authenticated, Caller};
@@ -176,26 +177,6 @@ pub struct LedgerCheckOut {
     pub ok: bool,
     /// Every problem found.
     pub problems: Vec<String>,
-}
-
-/// A date to read at.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct AtParams {
-    /// The date (RFC 3339; default now).
-    pub at: Option<DateTime<Utc>>,
-}
-
-/// Paging.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct PageParams {
-    /// Page size, 1-200 (default 50).
-    pub limit: Option<i64>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
 }
 
 fn units(minor: Decimal, token: &TokenRow) -> String {

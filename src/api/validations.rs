@@ -3,12 +3,13 @@
 use actix_web::{get, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 use super::docs::{ReadErrors, WriteErrors};
 use super::extract::{ApiJson, ApiQuery};
 use super::{
     decode_cursor, page_limit, paginate, path_uuid, stored_id, utc, Access, AppState, Page,
+    PageParams,
 };
 use crate::auth::{Authenticated, Caller};
 use crate::db::rows::{now, OutcomeRow, ValidationRow};
@@ -61,17 +62,6 @@ pub struct ValidationResult {
     pub approvals: i64,
     /// Rejections now.
     pub rejections: i64,
-}
-
-/// Paging through validations (oldest first).
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct ValidationListParams {
-    /// Page size, 1-200 (default 50).
-    pub limit: Option<i64>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
 }
 
 fn to_out(r: ValidationRow) -> ValidationOut {
@@ -218,7 +208,7 @@ pub async fn create_validation(
     params(
         ("network" = String, Path, description = "Network id or slug"),
         ("id" = String, Path, description = "Contribution id"),
-        ValidationListParams,
+        PageParams,
     ),
     responses((status = 200, description = "A page of validations", body = Page<ValidationOut>), ReadErrors)
 )]
@@ -227,7 +217,7 @@ pub async fn list_validations(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<(String, String)>,
-    query: ApiQuery<ValidationListParams>,
+    query: ApiQuery<PageParams>,
 ) -> Result<web::Json<Page<ValidationOut>>, ApiError> {
     let (key, id) = path.into_inner();
     let id = path_uuid("id", &id)?;
