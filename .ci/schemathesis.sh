@@ -10,6 +10,8 @@ workdir=$(mktemp -d)
 export DATABASE_URL=$database_url
 export HOLOPTIC_JWT_SECRET=schemathesis-secret-that-is-long-enough-0123
 export RUST_LOG=warn
+export PYTHONPATH="$(cd "$(dirname "$0")" && pwd)${PYTHONPATH:+:$PYTHONPATH}"
+export SCHEMATHESIS_HOOKS=schemathesis_hooks
 
 "$bin" migrate >/dev/null
 boot=$("$bin" bootstrap --name "Schema Lab" --slug schema-lab --steward "Steward" --currency EUR:2)

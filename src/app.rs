@@ -18,6 +18,7 @@ use crate::auth::TokenKeys;
 use crate::config::Config;
 use crate::db::{self, DatabaseUrl, Db, PoolSettings};
 use crate::error::ApiError;
+use crate::ratelimit::{Limit, RateLimiter};
 
 /// A built, bound, not yet running server.
 pub struct Application {
@@ -67,12 +68,33 @@ impl Application {
         // The journal sealer: entries get their place in the hash chain shortly after commit.
         let every = std::time::Duration::from_millis(config.seal_interval_ms.max(10));
         tokio::spawn(crate::journal::sealer(db.clone(), every));
+        // Webhook deliveries: sent, signed and retried in the background.
+        tokio::spawn(crate::webhooks::sender(
+            db.clone(),
+            crate::webhooks::SenderSettings::from_config(&config)?,
+        ));
         let state = web::Data::new(AppState {
             db,
             keys: keys.clone(),
             signer,
+            siwe_domain: config.siwe_domain.clone(),
+            siwe_chains: config.siwe_chains()?,
+            webhook_allow_http: config.webhook_allow_http,
+            idempotency_stale: chrono::Duration::seconds(
+                i64::try_from(config.idempotency_stale_secs).unwrap_or(300),
+            ),
         });
         let limit = web::Data::new(BodyLimit(config.max_body_bytes));
+        let limiter = web::Data::new(RateLimiter::new(
+            Limit::new(
+                config.rate_limit_per_ip,
+                config.rate_limit_per_ip.saturating_mul(2),
+            ),
+            Limit::new(
+                config.rate_limit_per_agent,
+                config.rate_limit_per_agent.saturating_mul(2),
+            ),
+        ));
         let listener = TcpListener::bind(&config.bind)
             .map_err(|e| format!("cannot bind {}: {e}", config.bind))?;
         let port = listener.local_addr().map_err(|e| e.to_string())?.port();
@@ -83,6 +105,7 @@ impl Application {
                 .app_data(keys_data.clone())
                 .app_data(metrics.clone())
                 .app_data(limit.clone())
+                .app_data(limiter.clone())
                 .app_data(
                     web::PathConfig::default()
                         .error_handler(|e, _| ApiError::field("path", e.to_string()).into()),
@@ -93,6 +116,7 @@ impl Application {
                     HttpResponse::from(ApiError::NotFound("no such route".into()))
                 }))
                 .wrap(from_fn(middleware::idempotency))
+                .wrap(from_fn(middleware::rate_limit))
                 .wrap(from_fn(middleware::observe))
         })
         .client_request_timeout(std::time::Duration::from_secs(10))

@@ -56,6 +56,40 @@ pub struct Config {
     /// How often the journal sealer runs, in milliseconds.
     #[arg(long, env = "HOLOPTIC_SEAL_INTERVAL_MS", default_value_t = 250)]
     pub seal_interval_ms: u64,
+    /// Requests per second allowed from one client address (bursts of twice that); 0: no
+    /// limit.
+    #[arg(long, env = "HOLOPTIC_RATE_LIMIT_PER_IP", default_value_t = 20_000)]
+    pub rate_limit_per_ip: u32,
+    /// Requests per second allowed for one authenticated agent (bursts of twice that); 0: no
+    /// limit.
+    #[arg(long, env = "HOLOPTIC_RATE_LIMIT_PER_AGENT", default_value_t = 5_000)]
+    pub rate_limit_per_agent: u32,
+    /// Seconds after which an idempotency key still marked in progress is taken to belong to a
+    /// request whose process died, and is retaken by a retry.
+    #[arg(long, env = "HOLOPTIC_IDEMPOTENCY_STALE_SECS", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub idempotency_stale_secs: u64,
+    /// Domain (host[:port]) that Sign-In with Ethereum messages must name. Unset: the
+    /// request's own `Host`.
+    #[arg(long, env = "HOLOPTIC_SIWE_DOMAIN")]
+    pub siwe_domain: Option<String>,
+    /// EIP-155 chain ids accepted in Sign-In with Ethereum messages, comma-separated.
+    #[arg(long, env = "HOLOPTIC_SIWE_CHAIN_IDS", default_value = "1")]
+    pub siwe_chain_ids: String,
+    /// Accept `http://` webhook URLs (for local development and tests; HTTPS otherwise).
+    #[arg(long, env = "HOLOPTIC_WEBHOOK_ALLOW_HTTP", default_value_t = false)]
+    pub webhook_allow_http: bool,
+    /// Delay before the first webhook retry, in milliseconds; each retry doubles it (capped
+    /// at one hour).
+    #[arg(long, env = "HOLOPTIC_WEBHOOK_RETRY_BASE_MS", default_value_t = 30_000)]
+    pub webhook_retry_base_ms: u64,
+    /// Attempts before a webhook delivery is given up as failed.
+    #[arg(long, env = "HOLOPTIC_WEBHOOK_MAX_ATTEMPTS", default_value_t = 8,
+          value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub webhook_max_attempts: u32,
+    /// How often the webhook sender looks for due deliveries, in milliseconds.
+    #[arg(long, env = "HOLOPTIC_WEBHOOK_POLL_MS", default_value_t = 1000)]
+    pub webhook_poll_ms: u64,
     /// Log format: `text` or `json`.
     #[arg(long, env = "HOLOPTIC_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
@@ -80,6 +114,15 @@ impl std::fmt::Debug for Config {
             .field("signing_key", &redacted(&self.signing_key))
             .field("signing_key_id", &self.signing_key_id)
             .field("seal_interval_ms", &self.seal_interval_ms)
+            .field("rate_limit_per_ip", &self.rate_limit_per_ip)
+            .field("rate_limit_per_agent", &self.rate_limit_per_agent)
+            .field("idempotency_stale_secs", &self.idempotency_stale_secs)
+            .field("siwe_domain", &self.siwe_domain)
+            .field("siwe_chain_ids", &self.siwe_chain_ids)
+            .field("webhook_allow_http", &self.webhook_allow_http)
+            .field("webhook_retry_base_ms", &self.webhook_retry_base_ms)
+            .field("webhook_max_attempts", &self.webhook_max_attempts)
+            .field("webhook_poll_ms", &self.webhook_poll_ms)
             .finish()
     }
 }
@@ -103,8 +146,29 @@ impl Config {
             signing_key: None,
             signing_key_id: "s1".into(),
             seal_interval_ms: 250,
+            rate_limit_per_ip: 20_000,
+            rate_limit_per_agent: 5_000,
+            idempotency_stale_secs: 300,
+            siwe_domain: None,
+            siwe_chain_ids: "1".into(),
+            webhook_allow_http: true,
+            webhook_retry_base_ms: 200,
+            webhook_max_attempts: 4,
+            webhook_poll_ms: 100,
             log_format: "text".into(),
         }
+    }
+
+    /// The chain ids accepted for Sign-In with Ethereum.
+    pub fn siwe_chains(&self) -> Result<Vec<u64>, String> {
+        self.siwe_chain_ids
+            .split(',')
+            .map(|c| {
+                c.trim()
+                    .parse::<u64>()
+                    .map_err(|_| format!("HOLOPTIC_SIWE_CHAIN_IDS: '{c}' is not a chain id"))
+            })
+            .collect()
     }
 
     /// How long a request waits for a connection.

@@ -20,10 +20,11 @@ pub fn record(
     kind: &str,
     body: Value,
 ) -> Result<(), ApiError> {
+    let id = uuid::Uuid::now_v7().to_string();
     db::journal::append(
         conn,
         &JournalRow {
-            id: uuid::Uuid::now_v7().to_string(),
+            id: id.clone(),
             network_id: network_id.to_owned(),
             recorded_at: now(),
             actor: actor.map(str::to_owned),
@@ -32,7 +33,8 @@ pub fn record(
             body: body.to_string(),
         },
     )?;
-    Ok(())
+    // Webhook deliveries for the events this change announces, in the same transaction.
+    crate::webhooks::enqueue(conn, network_id, &id, kind, &body)
 }
 
 /// Records several changes of one kind at once (a batch), in the caller's transaction.
@@ -59,21 +61,30 @@ pub fn record_many(
     Ok(())
 }
 
-/// Seals a network's unsealed entries, in order, under the network's lock.
+/// Entries sealed in one transaction, so a long tail (after a bulk import) is sealed in
+/// many short transactions.
+pub const SEAL_CHUNK: i64 = 1_000;
+
+/// Seals a network's unsealed entries, in order, a chunk per transaction, under the
+/// network's sealing lock: sealers of several instances take turns, while writers (which
+/// never wait for the sealer) go on.
 pub fn seal(conn: &mut AnyConnection, network_id: &str) -> Result<usize, ApiError> {
-    if db::journal::unsealed(conn, network_id)?.is_empty() {
-        return Ok(0);
+    let mut sealed = 0;
+    loop {
+        if db::journal::unsealed(conn, network_id, 1)?.is_empty() {
+            return Ok(sealed);
+        }
+        sealed += write_tx(conn, |conn| {
+            db::journal::lock_sealing(conn, network_id)?;
+            let entries = db::journal::unsealed(conn, network_id, SEAL_CHUNK)?;
+            let head = db::journal::head(conn, network_id)?;
+            Ok::<_, ApiError>(db::journal::seal(conn, head, &entries, now())?)
+        })?;
     }
-    write_tx(conn, |conn| {
-        db::equations::lock_network(conn, network_id)?;
-        let entries = db::journal::unsealed(conn, network_id)?;
-        let head = db::journal::head(conn, network_id)?;
-        Ok(db::journal::seal(conn, head, &entries, now())?)
-    })
 }
 
 /// Seals every network, forever, every `every` (started with the server). Several instances
-/// may run it: the network lock and the unique sequence keep the chain single.
+/// may run it: the sealing lock and the unique sequence keep the chain single.
 pub async fn sealer(db: Db, every: Duration) {
     loop {
         tokio::time::sleep(every).await;
@@ -136,8 +147,7 @@ pub fn verify(conn: &mut AnyConnection, network_id: &str) -> Result<Verification
                 entry_id,
                 problem,
             });
-    let unsealed =
-        i64::try_from(db::journal::unsealed(conn, network_id)?.len()).unwrap_or(i64::MAX);
+    let unsealed = db::journal::unsealed_count(conn, network_id)?;
     let mut distribution_problems = Vec::new();
     for d in db::distributions::list(conn, network_id, None, i64::MAX)? {
         let v = crate::api::distributions::verify(conn, network_id, &d)?;

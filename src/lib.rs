@@ -12,7 +12,9 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod journal;
+pub mod ratelimit;
 pub mod tokens;
+pub mod webhooks;
 
 pub use app::{openapi, Application};
 pub use config::Config;

@@ -22,7 +22,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Migrate the database and serve the API.
-    Serve(Config),
+    Serve(Box<Config>),
     /// Run pending migrations and exit.
     Migrate {
         /// Database to migrate.
@@ -116,7 +116,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Serve(config) => {
             init_tracing(config.log_format == "json");
             tracing::info!(config = ?config, "starting");
-            let app = Application::build(config)?;
+            let app = Application::build(*config)?;
             tracing::info!(port = app.port(), "listening");
             app.run_until_stopped().await.map_err(|e| e.to_string())
         }

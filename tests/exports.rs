@@ -49,16 +49,7 @@ async fn exports_pay_exactly_and_list_the_unpayable(app: TestApp) {
             .await
             .ok(201);
         let by = &members[(i + 1) % members.len()];
-        app.post(
-            &format!(
-                "{N}/contributions/{}/validations",
-                c["id"].as_str().expect("id")
-            ),
-            Some(&by.token),
-            json!({ "decision": "approve" }),
-        )
-        .await
-        .ok(201);
+        app.approve("lab", &c, by).await;
     }
     let i = app
         .post(&format!("{N}/income"), Some(&steward.token), json!({ "amount": "1234.57", "currency": "EUR", "source": "s", "received_at": "2026-01-01T00:00:00Z" }))
@@ -157,6 +148,56 @@ async fn exports_pay_exactly_and_list_the_unpayable(app: TestApp) {
     assert!(uni["uniswap"]["merkleRoot"]
         .as_str()
         .is_some_and(|r| r.len() == 66));
+    // Safe Transaction Builder batches: ERC-20 transfers, then native transfers.
+    let usdt = "0xdAC17F958D2ee523a2206206994597C13D831ec7";
+    let safe_addr = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
+    let erc20 = app
+        .get(&format!("{base}/safe-batch?token_address={usdt}&decimals=6&chain_id=100&safe_address={safe_addr}"), None)
+        .await
+        .ok(200);
+    let b = &erc20["safe_batch"];
+    assert_eq!(b["chainId"], "100");
+    assert_eq!(b["meta"]["createdFromSafeAddress"], safe_addr);
+    assert_eq!(
+        b["meta"]["checksum"].as_str(),
+        Some(holoptic::domain::safe_batch::checksum(b).as_str())
+    );
+    let txs = b["transactions"].as_array().expect("txs");
+    assert_eq!(txs.len(), 5, "one transfer per payable member");
+    assert!(txs.iter().all(|t| t["to"] == usdt
+        && t["value"] == "0"
+        && t["contractMethod"]["name"] == "transfer"));
+    let batch_total: u64 = txs
+        .iter()
+        .map(|t| {
+            t["contractInputsValues"]["value"]
+                .as_str()
+                .expect("value")
+                .parse::<u64>()
+                .expect("int")
+        })
+        .sum();
+    let file: Value =
+        serde_json::from_str(erc20["files"][0]["content"].as_str().expect("file")).expect("json");
+    assert_eq!(&file, b, "the file is the batch");
+    let native_batch = app
+        .get(&format!("{base}/safe-batch?decimals=18"), None)
+        .await
+        .ok(200);
+    let nb = &native_batch["safe_batch"];
+    assert_eq!(nb["chainId"], "1");
+    assert!(nb["transactions"]
+        .as_array()
+        .expect("txs")
+        .iter()
+        .all(|t| t["to"].as_str().is_some_and(|a| a.starts_with("0x"))
+            && t.get("contractMethod").is_none()));
+    app.get(&format!("{base}/safe-batch?chain_id=0"), None)
+        .await
+        .assert_problem(422, Some("chain_id"));
+    app.get(&format!("{base}/safe-batch?safe_address=0x12"), None)
+        .await
+        .assert_problem(422, Some("safe_address"));
     let disperse = app.get(&format!("{base}/disperse"), None).await.ok(200);
     assert_eq!(
         disperse["files"][0]["content"]
@@ -194,6 +235,16 @@ async fn exports_pay_exactly_and_list_the_unpayable(app: TestApp) {
             .map(|l| format!("{}0000", l["amount_minor"].as_str().expect("minor")))
             .collect();
         std::fs::write(format!("{dir}/merkle-{tag}.json"), merkle.to_string()).expect("write");
+        std::fs::write(
+            format!("{dir}/txbuilder-{tag}-erc20.json"),
+            json!({ "file": erc20["files"][0]["content"], "token": usdt, "base_units": base_units, "total": batch_total.to_string() }).to_string(),
+        )
+        .expect("write");
+        std::fs::write(
+            format!("{dir}/txbuilder-{tag}-native.json"),
+            json!({ "file": native_batch["files"][0]["content"], "token": null }).to_string(),
+        )
+        .expect("write");
         std::fs::write(
             format!("{dir}/uniswap-{tag}.json"),
             uni["uniswap"].to_string(),

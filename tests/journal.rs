@@ -11,7 +11,8 @@ use serde_json::{json, Value};
 on_both_backends!(
     every_change_is_journaled_and_verifies,
     tampering_is_caught,
-    checkpoints_verify_offline
+    checkpoints_verify_offline,
+    a_long_tail_is_sealed_in_chunks
 );
 
 const N: &str = "/v1/networks/lab";
@@ -268,4 +269,29 @@ async fn the_sealer_runs_by_itself() {
         .get_result(&mut conn)
         .expect("count");
     assert!(sealed >= 1, "the network's creation is sealed: {sealed}");
+}
+
+/// More unsealed entries than one sealing transaction takes: all are sealed, gapless, in
+/// one unbroken chain.
+async fn a_long_tail_is_sealed_in_chunks(app: TestApp) {
+    let steward = app.network("lab", json!({})).await;
+    let items: Vec<Value> = (0..1000).map(|_| work("1")).collect();
+    for _ in 0..2 {
+        app.post(
+            &format!("{N}/contributions/batch"),
+            Some(&steward.token),
+            json!({ "items": items }),
+        )
+        .await
+        .ok(201);
+    }
+    let v = app.get(&format!("{N}/journal/verify"), None).await.ok(200);
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["unsealed"], 0);
+    let entries = v["entries"].as_i64().expect("entries");
+    assert!(
+        entries > 2 * holoptic::journal::SEAL_CHUNK,
+        "{entries} entries"
+    );
+    assert_eq!(v["head_seq"], json!(entries));
 }

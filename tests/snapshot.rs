@@ -44,16 +44,7 @@ async fn scores_for_snapshot(app: TestApp) {
         .post(&format!("{N}/contributions"), Some(&ada.token), work("2.5"))
         .await
         .ok(201);
-    app.post(
-        &format!(
-            "{N}/contributions/{}/validations",
-            c["id"].as_str().expect("id")
-        ),
-        Some(&bob.token),
-        json!({ "decision": "approve" }),
-    )
-    .await
-    .ok(201);
+    app.approve("lab", &c, &bob).await;
     let stranger = "0x0000000000000000000000000000000000000001";
     let body = json!({ "network": "1", "snapshot": 123, "addresses": [ada_wallet, stranger], "options": { "decimals": 18 } });
     let balances = app

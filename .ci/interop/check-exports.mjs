@@ -2,7 +2,8 @@
 // rebuilds the same root from the values, gives the same proofs and verifies each; ethers'
 // parseUnits reads every Safe CSV amount back to exactly the committed base units; merkletreejs
 // (sorted leaves and pairs, as Uniswap's merkle-distributor) rebuilds every claims root and
-// verifies every claim's proof.
+// verifies every claim's proof; @morpho-labs/gnosis-tx-builder (the Safe Transaction Builder's
+// checksum and transaction checks) parses every batch file.
 // Usage: node check-exports.mjs DIR (files written by the Rust tests, see tests/exports.rs).
 import fs from 'node:fs';
 import { StandardMerkleTree } from '@openzeppelin/merkle-tree';
@@ -10,6 +11,8 @@ import { parseUnits, solidityPackedKeccak256, getAddress } from 'ethers';
 import { MerkleTree } from 'merkletreejs';
 import keccak256 from 'keccak256';
 import { ethers as ethers5 } from 'ethers5';
+import txBuilderPkg from '@morpho-labs/gnosis-tx-builder';
+const { TxBuilder } = txBuilderPkg;
 
 const dir = process.argv[2];
 const encoding = ['address', 'uint256'];
@@ -59,6 +62,35 @@ for (const f of fs.readdirSync(dir).sort()) {
       checks += 1;
     });
     console.log(`${f}: ${data.score.length} scores read by ethers v5`);
+  } else if (f.startsWith('txbuilder-')) {
+    let txs;
+    try {
+      txs = TxBuilder.parse(data.file);
+    } catch (e) {
+      fail(`${f}: the Transaction Builder parser refuses the batch: ${e.message} ${JSON.stringify(e.params ?? {})}`);
+    }
+    const tampered = JSON.parse(data.file);
+    tampered.transactions[0].to = getAddress('0x' + '11'.repeat(20));
+    let refused = false;
+    try { TxBuilder.parse(JSON.stringify(tampered)); } catch { refused = true; }
+    if (!refused) fail(`${f}: a changed batch still passed the checksum`);
+    if (data.token) {
+      for (const t of txs) {
+        if (t.to !== data.token || t.contractMethod?.name !== 'transfer') fail(`${f}: not an ERC-20 transfer: ${JSON.stringify(t)}`);
+        if (getAddress(t.contractInputsValues.to) !== t.contractInputsValues.to) fail(`${f}: receiver not EIP-55`);
+      }
+      const got = txs.map((t) => t.contractInputsValues.value).sort();
+      const want = [...data.base_units].sort();
+      if (JSON.stringify(got) !== JSON.stringify(want)) fail(`${f}: transfers ${got}, expected ${want}`);
+      const total = txs.reduce((s, t) => s + BigInt(t.contractInputsValues.value), 0n);
+      if (total.toString() !== data.total) fail(`${f}: transfers sum to ${total}, expected ${data.total}`);
+    } else {
+      for (const t of txs) {
+        if (getAddress(t.to) !== t.to || BigInt(t.value) <= 0n) fail(`${f}: bad native transfer ${JSON.stringify(t)}`);
+      }
+    }
+    checks += txs.length + 1;
+    console.log(`${f}: ${txs.length} transactions, checksum accepted, tampering caught`);
   } else if (f.startsWith('safe-')) {
     const got = data.rows.map((r) => parseUnits(r.amount, data.decimals).toString()).sort();
     const want = [...data.base_units].sort();

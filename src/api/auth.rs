@@ -1,6 +1,9 @@
-//! `POST /v1/auth/token`: an API key for a short-lived access token.
+//! Access tokens: `POST /v1/auth/token` takes an API key; Sign-In with Ethereum (EIP-4361)
+//! takes a wallet's signature over a message carrying a single-use nonce of ours.
 
-use actix_web::{post, web, HttpResponse};
+use actix_web::{post, web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
+use rand::distributions::{Alphanumeric, DistString as _};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -8,8 +11,15 @@ use super::docs::WriteErrors;
 use super::extract::ApiJson;
 use super::AppState;
 use crate::auth::keys::hash_secret;
-use crate::db;
+use crate::db::rows::{now, SiweNonceRow};
+use crate::db::{self, write_tx};
+use crate::domain::siwe::{recover_signer, SiweMessage};
 use crate::error::ApiError;
+
+/// How long a sign-in nonce stays usable, in seconds.
+pub const NONCE_TTL_SECS: i64 = 600;
+/// Clock skew tolerated between the wallet and the service, in seconds.
+pub const CLOCK_SKEW_SECS: i64 = 300;
 
 /// An API key to exchange.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -54,6 +64,159 @@ pub async fn create_token(
         .run(move |conn| db::members::agent_for_key(conn, &hash).map_err(ApiError::from))
         .await?
         .ok_or_else(|| ApiError::Unauthenticated("unknown API key".into()))?;
+    let agent = agent
+        .parse()
+        .map_err(|_| ApiError::Internal("stored agent id is not a UUID".into()))?;
+    let (access_token, expires_in) = state.keys.issue(agent).map_err(ApiError::Internal)?;
+    Ok(HttpResponse::Ok().json(TokenResponse {
+        access_token,
+        token_type: "Bearer".into(),
+        expires_in,
+    }))
+}
+
+/// A nonce to put in a Sign-In with Ethereum message.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SiweNonce {
+    /// Put this in the message's `Nonce:` field; it is accepted once.
+    #[schema(example = "q7Z3mK8pW2xR5tLb")]
+    pub nonce: String,
+    /// The nonce is refused after this.
+    pub expires_at: DateTime<Utc>,
+    /// The domain the message must name, when the service has one configured (otherwise the
+    /// host the request was sent to).
+    pub domain: Option<String>,
+    /// Chain ids the message may name.
+    pub chain_ids: Vec<u64>,
+}
+
+/// A signed EIP-4361 message.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SiweLogin {
+    /// The exact message the wallet signed.
+    pub message: String,
+    /// The EIP-191 `personal_sign` signature: 0x and 65 bytes in hex.
+    #[schema(
+        example = "0x28e4a475a17946f68b44b143b6aea2747db4905d81c86d597a12e1ba916e4d80265f04dade6f33de8ca552b45a9fb94a9bf3ddf3f3979912c44e03ae19aafa6d1b"
+    )]
+    pub signature: String,
+}
+
+/// Get a single-use nonce for Sign-In with Ethereum.
+#[utoipa::path(
+    tag = "auth",
+    responses((status = 201, description = "A new nonce", body = SiweNonce), WriteErrors)
+)]
+#[post("/auth/siwe/nonce")]
+pub async fn create_siwe_nonce(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let created_at = now();
+    let row = SiweNonceRow {
+        nonce: Alphanumeric.sample_string(&mut rand::thread_rng(), 16),
+        created_at,
+        expires_at: created_at + chrono::Duration::seconds(NONCE_TTL_SECS),
+        used_at: None,
+    };
+    let out = SiweNonce {
+        nonce: row.nonce.clone(),
+        expires_at: super::utc(row.expires_at),
+        domain: state.siwe_domain.clone(),
+        chain_ids: state.siwe_chains.clone(),
+    };
+    state
+        .db
+        .run(move |conn| {
+            write_tx(conn, |conn| {
+                Ok::<_, ApiError>(db::siwe::insert_nonce(conn, &row)?)
+            })
+        })
+        .await?;
+    Ok(HttpResponse::Created().json(out))
+}
+
+/// Sign in with an Ethereum wallet (EIP-4361): the message must name this service's domain,
+/// an accepted chain id and a nonce from `POST /v1/auth/siwe/nonce` (used once, within ten
+/// minutes), be inside its validity window, and be signed by its address, which must be an
+/// agent's recorded wallet address. Answers the same access token as an API key does.
+#[utoipa::path(
+    tag = "auth",
+    request_body = SiweLogin,
+    responses((status = 200, description = "A new access token", body = TokenResponse), WriteErrors)
+)]
+#[post("/auth/siwe")]
+pub async fn siwe_login(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: ApiJson<SiweLogin>,
+) -> Result<HttpResponse, ApiError> {
+    let SiweLogin { message, signature } = body.0;
+    let parsed = SiweMessage::parse(&message)?;
+    let signer = recover_signer(&message, &signature)?;
+    let refuse = |why: String| Err(ApiError::Unauthenticated(why));
+    if signer != parsed.address {
+        return refuse("the signature was not made by the message's address".into());
+    }
+    let domain = match &state.siwe_domain {
+        Some(d) => d.clone(),
+        None => req.connection_info().host().to_owned(),
+    };
+    if parsed.domain != domain {
+        return refuse(format!(
+            "the message is for domain '{}', not '{domain}'",
+            parsed.domain
+        ));
+    }
+    if !state.siwe_chains.contains(&parsed.chain_id) {
+        return refuse(format!("chain id {} is not accepted here", parsed.chain_id));
+    }
+    let at = now();
+    let at_utc = super::utc(at);
+    let skew = chrono::Duration::seconds(CLOCK_SKEW_SECS);
+    if parsed.expiration_time.is_some_and(|t| t <= at_utc) {
+        return refuse("the message has expired".into());
+    }
+    if parsed.not_before.is_some_and(|t| t > at_utc + skew) {
+        return refuse("the message is not valid yet".into());
+    }
+    if parsed.issued_at > at_utc + skew {
+        return refuse("the message was issued in the future".into());
+    }
+    let address = parsed.address.as_str().to_owned();
+    let agent = state
+        .db
+        .run(move |conn| {
+            write_tx(conn, |conn| {
+                let stored = db::siwe::find_nonce(conn, &parsed.nonce)?.ok_or_else(|| {
+                    ApiError::Unauthenticated("the nonce was not issued by this service".into())
+                })?;
+                if stored.used_at.is_some() {
+                    return Err(ApiError::Unauthenticated("the nonce was already used".into()));
+                }
+                if super::utc(stored.created_at) > parsed.issued_at + skew {
+                    return Err(ApiError::Unauthenticated(
+                        "the message was issued before its nonce".into(),
+                    ));
+                }
+                if !db::siwe::use_nonce(conn, &parsed.nonce, at)? {
+                    return Err(ApiError::Unauthenticated(
+                        "the nonce has expired or was already used".into(),
+                    ));
+                }
+                Ok(())
+            })?;
+            // The nonce is spent (committed) whatever the lookup finds.
+            let agents = db::siwe::agents_with_wallet(conn, &address)?;
+                match agents.as_slice() {
+                    [one] => Ok(one.clone()),
+                    [] => Err(ApiError::Unauthenticated(format!(
+                        "no agent has {address} as its wallet address"
+                    ))),
+                    _ => Err(ApiError::Conflict(format!(
+                        "several agents have {address} as their wallet address; sign in with an API key"
+                    ))),
+                }
+        })
+        .await?;
     let agent = agent
         .parse()
         .map_err(|_| ApiError::Internal("stored agent id is not a UUID".into()))?;

@@ -25,7 +25,7 @@ use crate::error::Problem;
     modifiers(&BearerAuth),
     components(schemas(Problem)),
     tags(
-        (name = "auth", description = "API keys for access tokens"),
+        (name = "auth", description = "Access tokens for API keys or Sign-In with Ethereum"),
         (name = "agents", description = "People, organisations and bots"),
         (name = "networks", description = "Open value networks and their settings"),
         (name = "members", description = "Joining, roles and invites"),
@@ -38,6 +38,7 @@ use crate::error::Problem;
         (name = "tokens", description = "The network token: double-entry ledger, balances, transfers, leavers"),
         (name = "exports", description = "Scores for DAO tooling (Snapshot)"),
         (name = "audit", description = "The hash-chained journal, verification and signed checkpoints"),
+        (name = "webhooks", description = "Signed event deliveries to stewards' endpoints, retried with backoff"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
 )]

@@ -1,5 +1,6 @@
 //! Payout exports of a committed distribution for the tools DAOs use: plain CSV, Safe CSV
-//! Airdrop, Disperse.app text and an OpenZeppelin `StandardMerkleTree` dump with proofs.
+//! Airdrop, a Safe Transaction Builder batch, Disperse.app text, an OpenZeppelin
+//! `StandardMerkleTree` dump with proofs and Uniswap merkle-distributor claims.
 //! Each carries the distribution id and a checksum of the lines it came from; members without
 //! a wallet address (and accounts) are listed as not payable, never dropped silently.
 
@@ -19,6 +20,7 @@ use crate::accounting::to_human;
 use crate::auth::Caller;
 use crate::db;
 use crate::domain::merkle::{standard_tree, uniswap_claims, Dump, UniswapClaims};
+use crate::domain::safe_batch::{batch, BatchMeta, Payment};
 use crate::domain::wallet::WalletAddress;
 use crate::error::ApiError;
 
@@ -34,6 +36,10 @@ pub struct ExportParams {
     pub token_address: Option<String>,
     /// The paying token's decimals (default: the currency's scale; must not be smaller).
     pub decimals: Option<u32>,
+    /// `safe-batch`: the EIP-155 chain id (default 1).
+    pub chain_id: Option<u64>,
+    /// `safe-batch`: the Safe that will execute the batch.
+    pub safe_address: Option<String>,
 }
 
 /// A file of an export.
@@ -79,12 +85,17 @@ pub struct ExportOut {
     pub proofs: Option<BTreeMap<String, Vec<String>>>,
     /// The Uniswap merkle-distributor claims file (uniswap).
     pub uniswap: Option<UniswapClaims>,
+    /// The Safe Transaction Builder batch, with `meta.checksum` (safe-batch; also in `files`).
+    #[schema(value_type = Option<Object>)]
+    pub safe_batch: Option<serde_json::Value>,
     /// Members and accounts not included.
     pub not_payable: Vec<NotPayable>,
 }
 
 /// Export a committed distribution: `csv` (every line; amounts sum to the distribution),
-/// `safe-csv` (Safe CSV Airdrop files of at most 500 rows), `disperse` (Disperse.app text) or
+/// `safe-csv` (Safe CSV Airdrop files of at most 500 rows), `safe-batch` (a Safe Transaction
+/// Builder batch of ERC-20 `transfer` calls, or native transfers without `token_address`, with
+/// the app's checksum), `disperse` (Disperse.app text) or
 /// `merkle` (an OpenZeppelin StandardMerkleTree `standard-v1` dump of `[address, uint256]`
 /// with a proof per recipient) or `uniswap` (a merkle-distributor claims file).
 #[utoipa::path(
@@ -92,7 +103,7 @@ pub struct ExportOut {
     params(
         ("network" = String, Path, description = "Network id or slug"),
         ("id" = String, Path, description = "Distribution id"),
-        ("format" = String, Path, description = "csv, safe-csv, disperse, merkle or uniswap"),
+        ("format" = String, Path, description = "csv, safe-csv, safe-batch, disperse, merkle or uniswap"),
         ExportParams,
     ),
     responses((status = 200, description = "The export", body = ExportOut), ReadErrors)
@@ -106,10 +117,18 @@ pub async fn export_distribution(
 ) -> Result<web::Json<ExportOut>, ApiError> {
     let (key, id, format) = path.into_inner();
     let id = path_uuid("id", &id)?;
-    if !["csv", "safe-csv", "disperse", "merkle", "uniswap"].contains(&format.as_str()) {
+    const FORMATS: [&str; 6] = [
+        "csv",
+        "safe-csv",
+        "safe-batch",
+        "disperse",
+        "merkle",
+        "uniswap",
+    ];
+    if !FORMATS.contains(&format.as_str()) {
         return Err(ApiError::field(
             "format",
-            "must be csv, safe-csv, disperse, merkle or uniswap",
+            format!("must be {}", FORMATS.join(", ")),
         ));
     }
     let q = query.0;
@@ -118,6 +137,15 @@ pub async fn export_distribution(
         .as_deref()
         .map(|a| WalletAddress::parse("token_address", a))
         .transpose()?;
+    let safe_address = q
+        .safe_address
+        .as_deref()
+        .map(|a| WalletAddress::parse("safe_address", a))
+        .transpose()?;
+    let chain_id = q.chain_id.unwrap_or(1);
+    if chain_id == 0 {
+        return Err(ApiError::field("chain_id", "must be a positive chain id"));
+    }
     let (d, lines, wallets) = state
         .db
         .run(move |conn| {
@@ -200,7 +228,7 @@ pub async fn export_distribution(
         }
     };
     let mut files = Vec::new();
-    let (mut merkle, mut proofs, mut uniswap) = (None, None, None);
+    let (mut merkle, mut proofs, mut uniswap, mut safe_batch) = (None, None, None, None);
     let base_units = |minor: &Decimal| {
         BigUint::parse_bytes(minor.trunc().to_string().as_bytes(), 10).unwrap_or_default()
             * &rescale
@@ -253,6 +281,40 @@ pub async fn export_distribution(
                 });
             }
         }
+        "safe-batch" => {
+            let payments: Vec<Payment> = payable
+                .iter()
+                .filter(|(_, a)| **a > Decimal::ZERO)
+                .map(|(addr, amount)| Payment {
+                    receiver: addr.clone(),
+                    amount: base_units(amount).to_string(),
+                })
+                .collect();
+            let name = format!("Holoptic distribution {}", d.id);
+            let description = format!(
+                "Pays distribution {} ({} {}); lines checksum {}",
+                d.id,
+                to_human(d.amount_minor.0, scale),
+                d.currency,
+                hex::encode(checksum.clone().finalize())
+            );
+            let file = batch(
+                &BatchMeta {
+                    chain_id,
+                    created_at_ms: d.committed_at.and_utc().timestamp_millis(),
+                    name: &name,
+                    description: &description,
+                    safe_address: safe_address.as_ref().map(WalletAddress::as_str),
+                    token_address: token_address.as_ref().map(WalletAddress::as_str),
+                },
+                &payments,
+            );
+            files.push(ExportFile {
+                name: format!("safe-batch-{}.json", d.id),
+                content: serde_json::to_string_pretty(&file).unwrap_or_default(),
+            });
+            safe_batch = Some(file);
+        }
         "disperse" => {
             let content: String = payable
                 .iter()
@@ -299,6 +361,7 @@ pub async fn export_distribution(
         merkle,
         proofs,
         uniswap,
+        safe_batch,
         not_payable,
     }))
 }

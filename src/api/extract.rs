@@ -16,6 +16,42 @@ const FALLBACK_BODY_LIMIT: usize = 4 * 1024 * 1024;
 #[derive(Debug, Clone, Copy)]
 pub struct BodyLimit(pub usize);
 
+/// Reads a non-JSON body (a file upload): its media type must be one of `media` (415
+/// otherwise) and its size at most the configured limit (413).
+pub async fn read_file_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    media: &[&str],
+) -> Result<web::BytesMut, ApiError> {
+    let given = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(str::trim);
+    if !given.is_some_and(|m| media.iter().any(|t| m.eq_ignore_ascii_case(t))) {
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "Content-Type must be {}",
+            media.join(" or ")
+        )));
+    }
+    let limit = req
+        .app_data::<web::Data<BodyLimit>>()
+        .map_or(FALLBACK_BODY_LIMIT, |l| l.0);
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::InvalidJson(format!("could not read body: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::PayloadTooLarge(format!(
+                "body must be at most {limit} bytes"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 /// A JSON body: `Content-Type: application/json` required (415 otherwise), size-limited
 /// (413), syntax errors are 400, and shape errors (unknown field, wrong type, missing field)
 /// are 422 naming the field's path.

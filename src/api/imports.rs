@@ -1,14 +1,13 @@
 //! Importing history: contributions from CSV, first as a dry run that reports every bad row
 //! with its line number, then all or nothing.
 
-use actix_web::{http::header, post, web, HttpRequest, HttpResponse};
-use futures_util::StreamExt as _;
+use actix_web::{post, web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::contributions::{record, to_out, to_raw, ContributionIn, ContributionOut, MAX_BATCH};
 use super::docs::WriteErrors;
-use super::extract::{ApiQuery, BodyLimit};
+use super::extract::{read_file_body, ApiQuery};
 use super::{Access, AppState};
 use crate::auth::Authenticated;
 use crate::db::write_tx;
@@ -178,36 +177,9 @@ pub async fn import_contributions(
     req: HttpRequest,
     path: web::Path<String>,
     query: ApiQuery<ImportParams>,
-    mut payload: web::Payload,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let is_csv = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(';')
-                .next()
-                .is_some_and(|m| m.trim().eq_ignore_ascii_case("text/csv"))
-        });
-    if !is_csv {
-        return Err(ApiError::UnsupportedMediaType(
-            "Content-Type must be text/csv".into(),
-        ));
-    }
-    let limit = req
-        .app_data::<web::Data<BodyLimit>>()
-        .map_or(4 * 1024 * 1024, |l| l.0);
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|e| ApiError::InvalidJson(format!("could not read body: {e}")))?;
-        if body.len() + chunk.len() > limit {
-            return Err(ApiError::PayloadTooLarge(format!(
-                "body must be at most {limit} bytes"
-            )));
-        }
-        body.extend_from_slice(&chunk);
-    }
+    let body = read_file_body(&req, payload, &["text/csv"]).await?;
     let dry_run = query.0.dry_run.unwrap_or(true);
     let rows = parse_rows(&body)?;
     if rows.is_empty() {

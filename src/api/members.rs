@@ -69,6 +69,21 @@ pub struct MemberOut {
     pub role: Role,
     /// When the agent joined.
     pub joined_at: DateTime<Utc>,
+    /// The member's identities in tools the network's history was imported from (e.g.
+    /// SourceCred identity ids and aliases). Only in the single-member read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aliases: Option<Vec<MemberAlias>>,
+}
+
+/// An identity of a member in another tool.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MemberAlias {
+    /// `sourcecred-identity` or `sourcecred-alias`.
+    pub source: String,
+    /// The identity there.
+    pub alias: String,
+    /// Its description there.
+    pub description: String,
 }
 
 /// A role change.
@@ -116,6 +131,7 @@ fn to_out(m: MembershipRow, a: AgentRow) -> MemberOut {
         wallet_address: a.wallet_address,
         role: Role::from_db(&m.role).unwrap_or(Role::Member),
         joined_at: utc(m.joined_at),
+        aliases: None,
     }
 }
 
@@ -290,15 +306,28 @@ pub async fn get_member(
 ) -> Result<web::Json<MemberOut>, ApiError> {
     let (key, agent) = path.into_inner();
     let agent = path_uuid("agent_id", &agent)?;
-    let (m, a) = state
+    let (m, a, aliases) = state
         .db
         .run(move |conn| {
             let access = Access::load(conn, &key, caller.0)?;
-            db::members::member(conn, &access.network.id, &agent)?
-                .ok_or_else(|| ApiError::NotFound("no such member".into()))
+            let (m, a) = db::members::member(conn, &access.network.id, &agent)?
+                .ok_or_else(|| ApiError::NotFound("no such member".into()))?;
+            let aliases = db::history::aliases(conn, &access.network.id, &agent)?;
+            Ok::<_, ApiError>((m, a, aliases))
         })
         .await?;
-    Ok(web::Json(to_out(m, a)))
+    let mut out = to_out(m, a);
+    out.aliases = Some(
+        aliases
+            .into_iter()
+            .map(|r| MemberAlias {
+                source: r.source,
+                alias: r.alias,
+                description: r.description,
+            })
+            .collect(),
+    );
+    Ok(web::Json(out))
 }
 
 /// Change a member's role (stewards only). The last steward cannot step down.

@@ -1,10 +1,10 @@
-//! Cross-cutting middleware: request ids, logs and metrics; idempotency keys.
+//! Cross-cutting middleware: request ids, logs and metrics; rate limits; idempotency keys.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use actix_web::body::{to_bytes, BoxBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
-use actix_web::http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use actix_web::http::header::{HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage as _, HttpResponse};
@@ -18,6 +18,7 @@ use super::AppState;
 use crate::auth::extract::caller_of;
 use crate::db::{self, idempotency::Claim};
 use crate::error::ApiError;
+use crate::ratelimit::RateLimiter;
 
 /// The request id header, echoed or generated.
 pub const REQUEST_ID: &str = "x-request-id";
@@ -27,8 +28,6 @@ pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 pub const REPLAYED: &str = "idempotent-replayed";
 /// Longest idempotency key.
 pub const MAX_KEY_LEN: usize = 255;
-/// An in-progress key older than this belongs to a request whose process died: retake it.
-pub const STALE_AFTER: Duration = Duration::from_secs(300);
 
 /// Gives every request an id (the client's `X-Request-Id` if sane), a tracing span, a log
 /// line and metrics by route pattern.
@@ -81,6 +80,49 @@ fn payload_from(bytes: web::Bytes) -> Payload {
 fn problem(req: ServiceRequest, e: ApiError) -> ServiceResponse<BoxBody> {
     let res: HttpResponse = e.into();
     req.into_response(res)
+}
+
+/// Rate limits per client address and per authenticated agent (429 with `Retry-After` when
+/// exceeded). Health probes are never limited.
+pub async fn rate_limit(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let probe = matches!(req.path(), "/healthz" | "/readyz");
+    let verdict = match req.app_data::<web::Data<RateLimiter>>() {
+        Some(limiter) if !probe => limited(limiter, &req),
+        _ => None,
+    };
+    if let Some((who, wait)) = verdict {
+        let mut res = problem(
+            req,
+            ApiError::TooManyRequests(format!(
+                "too many requests from this {who}; retry after {wait} s"
+            )),
+        );
+        if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
+            res.headers_mut().insert(RETRY_AFTER, v);
+        }
+        return Ok(res);
+    }
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_boxed_body)
+}
+
+/// Which limit `req` exceeds ("address" or "caller") and how long to wait, if any.
+fn limited(limiter: &RateLimiter, req: &ServiceRequest) -> Option<(&'static str, u64)> {
+    if let (Some(limit), Some(peer)) = (limiter.per_ip, req.peer_addr()) {
+        if let Err(wait) = limiter.check(&format!("ip {}", peer.ip()), limit) {
+            return Some(("address", wait));
+        }
+    }
+    if let (Some(limit), Ok(Some(agent))) = (limiter.per_agent, caller_of(req.request())) {
+        if let Err(wait) = limiter.check(&format!("agent {agent}"), limit) {
+            return Some(("caller", wait));
+        }
+    }
+    None
 }
 
 /// `Idempotency-Key` on POST and PATCH: the first request with a key runs and its response
@@ -161,7 +203,7 @@ pub async fn idempotency(
     let claim = {
         let (scope, key) = (scope.clone(), key.clone());
         let now = db::rows::now();
-        let stale = now - chrono::Duration::from_std(STALE_AFTER).unwrap_or_default();
+        let stale = now - state.idempotency_stale;
         state
             .db
             .run(move |conn| {

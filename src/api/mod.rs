@@ -20,9 +20,11 @@ pub mod networks;
 pub mod proposals;
 pub mod shares;
 pub mod snapshot;
+pub mod sourcecred;
 pub mod tokens;
 pub mod validations;
 pub mod valueflows;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -51,11 +53,23 @@ pub struct AppState {
     pub keys: Arc<TokenKeys>,
     /// The journal checkpoint signing key.
     pub signer: Arc<crate::journal::CheckpointSigner>,
+    /// Sign-In with Ethereum: the domain messages must name (None: the request's `Host`) and
+    /// the accepted chain ids.
+    pub siwe_domain: Option<String>,
+    /// Accepted EIP-155 chain ids.
+    pub siwe_chains: Vec<u64>,
+    /// Whether webhook URLs may be plain `http://`.
+    pub webhook_allow_http: bool,
+    /// An in-progress idempotency key older than this belongs to a request whose process
+    /// died: a retry retakes it.
+    pub idempotency_stale: chrono::Duration,
 }
 
 /// Registers every `/v1` handler (and so every documented path).
 pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(auth::create_token)
+        .service(auth::create_siwe_nonce)
+        .service(auth::siwe_login)
         .service(agents::create_agent)
         .service(agents::get_me)
         .service(agents::update_me)
@@ -73,6 +87,7 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(contributions::list_contributions)
         .service(contributions::get_contribution)
         .service(imports::import_contributions)
+        .service(sourcecred::import_sourcecred)
         .service(validations::create_validation)
         .service(validations::list_validations)
         .service(equations::list_presets)
@@ -110,7 +125,11 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(journal::verify_journal)
         .service(journal::create_checkpoint)
         .service(journal::list_checkpoints)
-        .service(journal::get_signing_key);
+        .service(journal::get_signing_key)
+        .service(webhooks::create_webhook)
+        .service(webhooks::list_webhooks)
+        .service(webhooks::delete_webhook)
+        .service(webhooks::list_deliveries);
 }
 
 /// Paging, for every list that takes nothing else.

@@ -3,7 +3,7 @@
 use std::future::{ready, Ready};
 use std::sync::Arc;
 
-use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
+use actix_web::{dev::Payload, http::header, web, FromRequest, HttpMessage as _, HttpRequest};
 
 use super::jwt::TokenKeys;
 use crate::domain::ids::AgentId;
@@ -18,8 +18,22 @@ pub struct Caller(pub Option<AgentId>);
 #[derive(Debug, Clone, Copy)]
 pub struct Authenticated(pub AgentId);
 
+/// A bearer token already verified for this request (by the rate limit or idempotency
+/// middleware, or an extractor), so each request checks its signature once.
+#[derive(Debug, Clone, Copy)]
+struct Verified(Option<AgentId>);
+
 /// Reads and verifies the bearer token of `req`, if it has an `Authorization` header.
 pub fn caller_of(req: &HttpRequest) -> Result<Option<AgentId>, ApiError> {
+    if let Some(Verified(caller)) = req.extensions().get::<Verified>().copied() {
+        return Ok(caller);
+    }
+    let caller = verify(req)?;
+    req.extensions_mut().insert(Verified(caller));
+    Ok(caller)
+}
+
+fn verify(req: &HttpRequest) -> Result<Option<AgentId>, ApiError> {
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
         return Ok(None);
     };

@@ -176,6 +176,12 @@ pub fn history(
     .select(distributions::id)
     .load(conn)?;
     let mut h = History::default();
+    // Payments imported from before Holoptic count as paid by the bucket they name.
+    for (bucket, agent, amount) in
+        super::history::prior_paid(conn, network_id, before.map(|b| b.0))?
+    {
+        *h.paid.entry((bucket, agent)).or_insert(Decimal::ZERO) += amount.0;
+    }
     if ids.is_empty() {
         return Ok(h);
     }

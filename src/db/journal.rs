@@ -1,6 +1,7 @@
 //! Queries on the journal: append, seal in order, read, checkpoints.
 
 use chrono::NaiveDateTime;
+use diesel::dsl::{exists, not};
 use diesel::prelude::*;
 
 use super::rows::{CheckpointRow, JournalRow, SealRow};
@@ -60,20 +61,54 @@ pub fn head(conn: &mut AnyConnection, network_id: &str) -> QueryResult<Option<(i
         .optional()
 }
 
-/// Unsealed entries of a network, oldest first.
-pub fn unsealed(conn: &mut AnyConnection, network_id: &str) -> QueryResult<Vec<JournalRow>> {
+/// Up to `limit` unsealed entries of a network, oldest first. `NOT EXISTS` on the seal's
+/// primary key: an anti-join, where `<> ALL (subquery)` compared each entry with every seal.
+pub fn unsealed(
+    conn: &mut AnyConnection,
+    network_id: &str,
+    limit: i64,
+) -> QueryResult<Vec<JournalRow>> {
     journal_entries::table
         .filter(journal_entries::network_id.eq(network_id))
-        .filter(journal_entries::id.ne_all(journal_seals::table.select(journal_seals::entry_id)))
+        .filter(not(exists(
+            journal_seals::table.filter(journal_seals::entry_id.eq(journal_entries::id)),
+        )))
         .order(journal_entries::id)
+        .limit(limit)
         .select(JournalRow::as_select())
         .load(conn)
+}
+
+/// How many entries of a network are not sealed yet.
+pub fn unsealed_count(conn: &mut AnyConnection, network_id: &str) -> QueryResult<i64> {
+    journal_entries::table
+        .filter(journal_entries::network_id.eq(network_id))
+        .filter(not(exists(
+            journal_seals::table.filter(journal_seals::entry_id.eq(journal_entries::id)),
+        )))
+        .count()
+        .get_result(conn)
+}
+
+/// Takes the lock that lets one sealer at a time chain a network's entries, until the end of
+/// the transaction. On PostgreSQL a transaction-scoped advisory lock, apart from the
+/// network's row lock that minting and governance writes take, so they never wait for a
+/// sealer; SQLite's write transactions are already serial.
+pub fn lock_sealing(conn: &mut AnyConnection, network_id: &str) -> QueryResult<()> {
+    if let AnyConnection::Postgres(pg) = conn {
+        diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext($1))")
+            .bind::<diesel::sql_types::Text, _>(format!("holoptic-seal:{network_id}"))
+            .execute(pg)?;
+    }
+    Ok(())
 }
 
 /// Networks with unsealed entries.
 pub fn networks_to_seal(conn: &mut AnyConnection) -> QueryResult<Vec<String>> {
     journal_entries::table
-        .filter(journal_entries::id.ne_all(journal_seals::table.select(journal_seals::entry_id)))
+        .filter(not(exists(
+            journal_seals::table.filter(journal_seals::entry_id.eq(journal_entries::id)),
+        )))
         .select(journal_entries::network_id)
         .distinct()
         .load(conn)

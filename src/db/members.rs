@@ -7,6 +7,15 @@ use super::rows::{AgentRow, ApiKeyRow, InviteRow, MembershipRow};
 use super::schema::{agents, api_keys, invites, memberships};
 use super::AnyConnection;
 
+/// Inserts an agent without an API key (imported members sign in by wallet or get a key
+/// through an invite later).
+pub fn insert_agent_without_key(conn: &mut AnyConnection, agent: &AgentRow) -> QueryResult<()> {
+    diesel::insert_into(agents::table)
+        .values(agent)
+        .execute(conn)
+        .map(|_| ())
+}
+
 /// Inserts an agent and its API key (hash only).
 pub fn insert_agent(
     conn: &mut AnyConnection,

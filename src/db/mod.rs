@@ -7,6 +7,7 @@ pub mod conn;
 pub mod contributions;
 pub mod distributions;
 pub mod equations;
+pub mod history;
 pub mod idempotency;
 pub mod journal;
 pub mod ledger;
@@ -14,7 +15,9 @@ pub mod members;
 pub mod networks;
 pub mod rows;
 pub mod schema;
+pub mod siwe;
 pub mod types;
+pub mod webhooks;
 
 use std::time::Duration;
 

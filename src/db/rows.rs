@@ -363,6 +363,81 @@ pub struct CheckpointRow {
     pub signature: String,
 }
 
+/// `siwe_nonces`
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = siwe_nonces)]
+pub struct SiweNonceRow {
+    pub nonce: String,
+    pub created_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+    pub used_at: Option<NaiveDateTime>,
+}
+
+/// `webhooks`
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = webhooks)]
+pub struct WebhookRow {
+    pub id: String,
+    pub network_id: String,
+    pub url: String,
+    /// Comma-separated event names.
+    pub events: String,
+    pub secret: String,
+    pub created_by: String,
+    pub created_at: NaiveDateTime,
+    pub active: bool,
+}
+
+/// `webhook_deliveries`
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = webhook_deliveries)]
+pub struct DeliveryRow {
+    pub id: String,
+    pub webhook_id: String,
+    pub network_id: String,
+    pub event: String,
+    pub payload: String,
+    pub created_at: NaiveDateTime,
+    /// `pending`, `delivered` or `failed` (gave up).
+    pub status: String,
+    pub attempts: i32,
+    pub next_attempt_at: NaiveDateTime,
+    pub last_attempt_at: Option<NaiveDateTime>,
+    pub last_status_code: Option<i32>,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<NaiveDateTime>,
+}
+
+/// `member_aliases`
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = member_aliases)]
+pub struct AliasRow {
+    pub network_id: String,
+    /// Where the alias comes from, e.g. `sourcecred-identity`, `sourcecred-alias`.
+    pub source: String,
+    pub alias: String,
+    pub agent_id: String,
+    pub description: String,
+    pub created_at: NaiveDateTime,
+}
+
+/// `prior_payouts`
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = prior_payouts)]
+pub struct PriorPayoutRow {
+    pub id: String,
+    pub network_id: String,
+    pub agent_id: String,
+    pub bucket: String,
+    pub currency: String,
+    pub amount_minor: DbDecimal,
+    pub source: String,
+    pub source_ref: String,
+    pub paid_at: NaiveDateTime,
+    pub recorded_at: NaiveDateTime,
+    pub recorded_by: String,
+}
+
 /// Now, in UTC, truncated to microseconds (both backends then store the same value).
 pub fn now() -> NaiveDateTime {
     let t = chrono::Utc::now();

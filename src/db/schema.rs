@@ -350,6 +350,76 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    siwe_nonces (nonce) {
+        nonce -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    webhooks (id) {
+        id -> Text,
+        network_id -> Text,
+        url -> Text,
+        events -> Text,
+        secret -> Text,
+        created_by -> Text,
+        created_at -> Timestamp,
+        active -> Bool,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (id) {
+        id -> Text,
+        webhook_id -> Text,
+        network_id -> Text,
+        event -> Text,
+        payload -> Text,
+        created_at -> Timestamp,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        last_attempt_at -> Nullable<Timestamp>,
+        last_status_code -> Nullable<Integer>,
+        last_error -> Nullable<Text>,
+        delivered_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    member_aliases (network_id, source, alias) {
+        network_id -> Text,
+        source -> Text,
+        alias -> Text,
+        agent_id -> Text,
+        description -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::Dec;
+
+    prior_payouts (id) {
+        id -> Text,
+        network_id -> Text,
+        agent_id -> Text,
+        bucket -> Text,
+        currency -> Text,
+        amount_minor -> Dec,
+        source -> Text,
+        source_ref -> Text,
+        paid_at -> Timestamp,
+        recorded_at -> Timestamp,
+        recorded_by -> Text,
+    }
+}
+
 diesel::joinable!(network_currencies -> networks (network_id));
 diesel::joinable!(memberships -> networks (network_id));
 diesel::joinable!(memberships -> agents (agent_id));
@@ -359,6 +429,7 @@ diesel::joinable!(distribution_lines -> distributions (distribution_id));
 diesel::joinable!(ledger_entries -> ledger_transactions (transaction_id));
 diesel::joinable!(journal_seals -> journal_entries (entry_id));
 diesel::joinable!(line_payments -> distribution_lines (line_id));
+diesel::joinable!(webhook_deliveries -> webhooks (webhook_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     networks,
@@ -389,4 +460,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     journal_entries,
     journal_seals,
     checkpoints,
+    siwe_nonces,
+    webhooks,
+    webhook_deliveries,
+    member_aliases,
+    prior_payouts,
 );

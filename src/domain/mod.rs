@@ -13,6 +13,9 @@ pub mod ledger;
 pub mod merkle;
 pub mod network;
 pub mod presets;
+pub mod safe_batch;
+pub mod siwe;
+pub mod sourcecred;
 pub mod validation;
 pub mod wallet;
 

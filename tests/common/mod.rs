@@ -150,6 +150,12 @@ pub struct Member {
 impl TestApp {
     /// Starts the server on a fresh database of `backend`.
     pub async fn spawn(backend: Backend) -> Self {
+        Self::spawn_configured(backend, |_| {}).await
+    }
+
+    /// Starts the server on a fresh database of `backend`, with the test defaults changed by
+    /// `change`.
+    pub async fn spawn_configured(backend: Backend, change: impl FnOnce(&mut Config)) -> Self {
         let (db, database_url) = TestDb::create(backend);
         let mut config = Config::for_database(&database_url);
         config.jwt_secret = Some(JWT_SECRET.into());
@@ -157,6 +163,7 @@ impl TestApp {
         config.workers = 2;
         // Journal reads and verification seal on demand; the background sealer has its own test.
         config.seal_interval_ms = 3_600_000;
+        change(&mut config);
         Self::spawn_with(backend, db, database_url, config).await
     }
 
@@ -378,6 +385,18 @@ impl TestApp {
             &format!("/v1/networks/{slug}/contributions"),
             Some(&member.token),
             work(hours),
+        )
+        .await
+        .ok(201)
+    }
+
+    /// Approves `contribution` as `validator`; returns the validation.
+    pub async fn approve(&self, slug: &str, contribution: &Value, validator: &Member) -> Value {
+        let id = contribution["id"].as_str().expect("contribution id");
+        self.post(
+            &format!("/v1/networks/{slug}/contributions/{id}/validations"),
+            Some(&validator.token),
+            json!({ "decision": "approve" }),
         )
         .await
         .ok(201)

@@ -1,0 +1,2 @@
+DROP TABLE prior_payouts;
+DROP TABLE member_aliases;
