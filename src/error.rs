@@ -200,14 +200,28 @@ impl From<DbError> for ApiError {
 impl From<diesel::result::Error> for ApiError {
     fn from(e: diesel::result::Error) -> Self {
         use diesel::result::{DatabaseErrorKind as K, Error as E};
-        match &e {
-            E::DatabaseError(K::UniqueViolation, _) => {
-                ApiError::Conflict("a record with the same unique key already exists".into())
-            }
-            E::DatabaseError(K::ClosedConnection, _) => ApiError::Unavailable,
-            E::DatabaseError(_, info) if is_transient(info.message()) => ApiError::Unavailable,
-            _ => ApiError::Internal(e.to_string()),
+        if let E::DatabaseError(K::UniqueViolation, _) = &e {
+            return ApiError::Conflict("a record with the same unique key already exists".into());
         }
+        if is_transient_error(&e) {
+            ApiError::Unavailable
+        } else {
+            ApiError::Internal(e.to_string())
+        }
+    }
+}
+
+/// Failures after which nothing was applied and a retry (with the same Idempotency-Key) can
+/// succeed: the connection died or the database refused to serialize concurrent writers.
+fn is_transient_error(e: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind as K, Error as E};
+    match e {
+        E::DatabaseError(K::ClosedConnection | K::SerializationFailure, _) => true,
+        E::DatabaseError(_, info) => is_transient(info.message()),
+        // The connection died at the commit: the transaction was not applied.
+        E::RollbackErrorOnCommit { commit_error, .. } => is_transient_error(commit_error),
+        E::BrokenTransactionManager => true,
+        _ => false,
     }
 }
 
@@ -223,6 +237,15 @@ fn is_transient(message: &str) -> bool {
         "the database system is",
         "connection refused",
         "could not connect",
+        "no connection to the server",
+        "could not receive data",
+        "could not send data",
+        "ssl syscall error",
+        "ssl error",
+        "eof detected",
+        "broken pipe",
+        "connection reset",
+        "deadlock detected",
     ];
     let m = message.to_ascii_lowercase();
     TRANSIENT.iter().any(|t| m.contains(t))
@@ -249,5 +272,53 @@ impl ResponseError for ApiError {
             _ => {}
         }
         res.body(serde_json::to_string(&self.problem()).unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diesel::result::{DatabaseErrorKind as K, Error as E};
+
+    fn db_error(kind: K, message: &str) -> E {
+        E::DatabaseError(kind, Box::new(message.to_string()))
+    }
+
+    #[test]
+    fn a_dropped_connection_is_a_503_not_a_500() {
+        for message in [
+            "SSL SYSCALL error: EOF detected",
+            "server closed the connection unexpectedly",
+            "no connection to the server",
+            "terminating connection due to administrator command",
+            "deadlock detected",
+        ] {
+            let e = ApiError::from(db_error(K::Unknown, message));
+            assert!(matches!(e, ApiError::Unavailable), "{message}: {e:?}");
+        }
+        let at_commit = E::RollbackErrorOnCommit {
+            rollback_error: Box::new(db_error(K::ClosedConnection, "gone")),
+            commit_error: Box::new(db_error(K::Unknown, "SSL SYSCALL error: EOF detected")),
+        };
+        assert!(matches!(ApiError::from(at_commit), ApiError::Unavailable));
+        assert!(matches!(
+            ApiError::from(db_error(
+                K::SerializationFailure,
+                "could not serialize access"
+            )),
+            ApiError::Unavailable
+        ));
+    }
+
+    #[test]
+    fn other_database_errors_stay_internal_or_conflict() {
+        assert!(matches!(
+            ApiError::from(db_error(K::Unknown, "syntax error at or near")),
+            ApiError::Internal(_)
+        ));
+        assert!(matches!(
+            ApiError::from(db_error(K::UniqueViolation, "duplicate key")),
+            ApiError::Conflict(_)
+        ));
     }
 }
