@@ -80,6 +80,8 @@ impl Application {
             siwe_domain: config.siwe_domain.clone(),
             siwe_chains: config.siwe_chains()?,
             webhook_allow_http: config.webhook_allow_http,
+            session_ttl_secs: i64::from(config.session_ttl_secs),
+            cookie_secure: config.cookie_secure,
             idempotency_stale: chrono::Duration::seconds(
                 i64::try_from(config.idempotency_stale_secs).unwrap_or(300),
             ),
@@ -112,6 +114,7 @@ impl Application {
                 )
                 .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", spec))
                 .service(web::redirect("/docs", "/docs/"))
+                .configure(crate::dashboard::configure)
                 .default_service(web::to(|| async {
                     HttpResponse::from(ApiError::NotFound("no such route".into()))
                 }))

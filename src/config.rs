@@ -34,6 +34,14 @@ pub struct Config {
     #[arg(long, env = "HOLOPTIC_TOKEN_TTL_SECS", default_value_t = 900,
           value_parser = clap::value_parser!(u32).range(60..=86400))]
     pub token_ttl_secs: u32,
+    /// Lifetime of a dashboard session (its cookie), in seconds (60 to 604800).
+    #[arg(long, env = "HOLOPTIC_SESSION_TTL_SECS", default_value_t = 28800,
+          value_parser = clap::value_parser!(u32).range(60..=604_800))]
+    pub session_ttl_secs: u32,
+    /// Whether the session cookie is marked `Secure` (browsers still send it to
+    /// http://localhost); turn off only to serve the dashboard over plain HTTP on another host.
+    #[arg(long, env = "HOLOPTIC_COOKIE_SECURE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub cookie_secure: bool,
     /// Largest request body, in bytes.
     #[arg(long, env = "HOLOPTIC_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_body_bytes: usize,
@@ -107,6 +115,8 @@ impl std::fmt::Debug for Config {
             .field("jwt_issuer", &self.jwt_issuer)
             .field("jwt_audience", &self.jwt_audience)
             .field("token_ttl_secs", &self.token_ttl_secs)
+            .field("session_ttl_secs", &self.session_ttl_secs)
+            .field("cookie_secure", &self.cookie_secure)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("db_pool_size", &self.db_pool_size)
             .field("db_timeout_ms", &self.db_timeout_ms)
@@ -139,6 +149,8 @@ impl Config {
             jwt_issuer: "holoptic".into(),
             jwt_audience: "holoptic-api".into(),
             token_ttl_secs: 900,
+            session_ttl_secs: 28800,
+            cookie_secure: true,
             max_body_bytes: 4 * 1024 * 1024,
             db_pool_size: 10,
             db_timeout_ms: 3000,

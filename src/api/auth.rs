@@ -1,7 +1,8 @@
 //! Access tokens: `POST /v1/auth/token` takes an API key; Sign-In with Ethereum (EIP-4361)
 //! takes a wallet's signature over a message carrying a single-use nonce of ours.
 
-use actix_web::{post, web, HttpRequest, HttpResponse};
+use actix_web::cookie::{time::Duration as CookieAge, Cookie, SameSite};
+use actix_web::{delete, get, post, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use rand::distributions::{Alphanumeric, DistString as _};
 use serde::{Deserialize, Serialize};
@@ -10,9 +11,11 @@ use utoipa::ToSchema;
 use super::docs::WriteErrors;
 use super::extract::ApiJson;
 use super::AppState;
+use crate::auth::extract::SESSION_COOKIE;
 use crate::auth::keys::hash_secret;
 use crate::db::rows::{now, SiweNonceRow};
 use crate::db::{self, write_tx};
+use crate::domain::ids::AgentId;
 use crate::domain::siwe::{recover_signer, SiweMessage};
 use crate::error::ApiError;
 
@@ -54,7 +57,21 @@ pub async fn create_token(
     state: web::Data<AppState>,
     body: ApiJson<TokenRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let key = body.0.api_key;
+    let agent = agent_by_api_key(&state, body.0.api_key).await?;
+    token_response(&state, agent)
+}
+
+fn token_response(state: &AppState, agent: AgentId) -> Result<HttpResponse, ApiError> {
+    let (access_token, expires_in) = state.keys.issue(agent).map_err(ApiError::Internal)?;
+    Ok(HttpResponse::Ok().json(TokenResponse {
+        access_token,
+        token_type: "Bearer".into(),
+        expires_in,
+    }))
+}
+
+/// The agent an API key belongs to (401 for an unknown key).
+async fn agent_by_api_key(state: &AppState, key: String) -> Result<AgentId, ApiError> {
     if key.len() > 200 {
         return Err(ApiError::field("api_key", "must be at most 200 characters"));
     }
@@ -64,15 +81,9 @@ pub async fn create_token(
         .run(move |conn| db::members::agent_for_key(conn, &hash).map_err(ApiError::from))
         .await?
         .ok_or_else(|| ApiError::Unauthenticated("unknown API key".into()))?;
-    let agent = agent
+    agent
         .parse()
-        .map_err(|_| ApiError::Internal("stored agent id is not a UUID".into()))?;
-    let (access_token, expires_in) = state.keys.issue(agent).map_err(ApiError::Internal)?;
-    Ok(HttpResponse::Ok().json(TokenResponse {
-        access_token,
-        token_type: "Bearer".into(),
-        expires_in,
-    }))
+        .map_err(|_| ApiError::Internal("stored agent id is not a UUID".into()))
 }
 
 /// A nonce to put in a Sign-In with Ethereum message.
@@ -150,6 +161,18 @@ pub async fn siwe_login(
     body: ApiJson<SiweLogin>,
 ) -> Result<HttpResponse, ApiError> {
     let SiweLogin { message, signature } = body.0;
+    let agent = agent_by_siwe(&req, &state, message, signature).await?;
+    token_response(&state, agent)
+}
+
+/// The agent whose recorded wallet signed `message` (EIP-4361), after every check of the
+/// message, the domain, the chain, the validity window and the single-use nonce.
+async fn agent_by_siwe(
+    req: &HttpRequest,
+    state: &AppState,
+    message: String,
+    signature: String,
+) -> Result<AgentId, ApiError> {
     let parsed = SiweMessage::parse(&message)?;
     let signer = recover_signer(&message, &signature)?;
     let refuse = |why: String| Err(ApiError::Unauthenticated(why));
@@ -217,13 +240,137 @@ pub async fn siwe_login(
                 }
         })
         .await?;
-    let agent = agent
+    agent
         .parse()
-        .map_err(|_| ApiError::Internal("stored agent id is not a UUID".into()))?;
-    let (access_token, expires_in) = state.keys.issue(agent).map_err(ApiError::Internal)?;
-    Ok(HttpResponse::Ok().json(TokenResponse {
-        access_token,
-        token_type: "Bearer".into(),
-        expires_in,
-    }))
+        .map_err(|_| ApiError::Internal("stored agent id is not a UUID".into()))
+}
+
+/// How to open a dashboard session: an API key, or a signed Sign-In with Ethereum message.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SessionRequest {
+    /// An API key (or give `message` and `signature` instead).
+    pub api_key: Option<String>,
+    /// An EIP-4361 message signed by a member's wallet (with `signature`).
+    pub message: Option<String>,
+    /// The `personal_sign` signature of `message`.
+    pub signature: Option<String>,
+}
+
+/// An open session. Writes with the session cookie send `csrf_token` in `X-CSRF-Token`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SessionOut {
+    /// The signed-in agent.
+    pub agent_id: AgentId,
+    /// Send as `X-CSRF-Token` with every write made with the session cookie.
+    pub csrf_token: String,
+}
+
+/// Open a browser session (the dashboard's sign-in): answers a `holoptic_session` cookie
+/// (HttpOnly, SameSite=Strict, Secure unless configured off) holding an access token that
+/// lives `HOLOPTIC_SESSION_TTL_SECS`. Requests without `Authorization` are then made as the
+/// agent; writes also need the answered CSRF token in `X-CSRF-Token`.
+#[utoipa::path(
+    tag = "auth",
+    request_body = SessionRequest,
+    responses((status = 201, description = "Signed in; the cookie is set", body = SessionOut), WriteErrors)
+)]
+#[post("/auth/session")]
+pub async fn create_session(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: ApiJson<SessionRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let agent = match body.0 {
+        SessionRequest {
+            api_key: Some(key),
+            message: None,
+            signature: None,
+        } => agent_by_api_key(&state, key).await?,
+        SessionRequest {
+            api_key: None,
+            message: Some(message),
+            signature: Some(signature),
+        } => agent_by_siwe(&req, &state, message, signature).await?,
+        SessionRequest {
+            api_key: None,
+            message: Some(_),
+            signature: None,
+        } => return Err(ApiError::field("signature", "is required with message")),
+        SessionRequest { api_key: None, .. } => {
+            return Err(ApiError::field(
+                "api_key",
+                "give an API key, or a signed message and its signature",
+            ))
+        }
+        SessionRequest {
+            api_key: Some(_), ..
+        } => {
+            return Err(ApiError::field(
+                "api_key",
+                "give an API key or a signed message, not both",
+            ))
+        }
+    };
+    let (token, ttl) = state
+        .keys
+        .issue_for(agent, state.session_ttl_secs)
+        .map_err(ApiError::Internal)?;
+    let out = SessionOut {
+        agent_id: agent,
+        csrf_token: state.keys.csrf_token(&token),
+    };
+    let mut cookie = session_cookie(&state, token);
+    cookie.set_max_age(CookieAge::seconds(ttl));
+    Ok(HttpResponse::Created()
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .cookie(cookie)
+        .json(out))
+}
+
+/// The session the request's cookie holds, with its CSRF token (401 without a live one).
+#[utoipa::path(
+    tag = "auth",
+    responses((status = 200, description = "The open session", body = SessionOut), (status = 401, description = "No session, or it has ended", body = crate::error::Problem, content_type = "application/problem+json"))
+)]
+#[get("/auth/session")]
+pub async fn get_session(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let cookie = req
+        .cookie(SESSION_COOKIE)
+        .ok_or_else(|| ApiError::Unauthenticated("not signed in".into()))?;
+    let agent = state
+        .keys
+        .verify(cookie.value())
+        .map_err(|why| ApiError::Unauthenticated(format!("the session has ended ({why})")))?;
+    Ok(HttpResponse::Ok()
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .json(SessionOut {
+            agent_id: agent,
+            csrf_token: state.keys.csrf_token(cookie.value()),
+        }))
+}
+
+/// Sign out: the session cookie is removed from the browser.
+#[utoipa::path(
+    tag = "auth",
+    responses((status = 204, description = "Signed out"))
+)]
+#[delete("/auth/session")]
+pub async fn delete_session(state: web::Data<AppState>) -> HttpResponse {
+    let mut cookie = session_cookie(&state, String::new());
+    cookie.make_removal();
+    HttpResponse::NoContent().cookie(cookie).finish()
+}
+
+/// The session cookie: for the whole site, out of scripts' reach, never sent cross-site.
+fn session_cookie(state: &AppState, value: String) -> Cookie<'static> {
+    Cookie::build(SESSION_COOKIE, value)
+        .path("/")
+        .http_only(true)
+        .secure(state.cookie_secure)
+        .same_site(SameSite::Strict)
+        .finish()
 }

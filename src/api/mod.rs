@@ -63,6 +63,10 @@ pub struct AppState {
     /// An in-progress idempotency key older than this belongs to a request whose process
     /// died: a retry retakes it.
     pub idempotency_stale: chrono::Duration,
+    /// Lifetime of a dashboard session, in seconds.
+    pub session_ttl_secs: i64,
+    /// Whether the session cookie is `Secure`.
+    pub cookie_secure: bool,
 }
 
 /// Registers every `/v1` handler (and so every documented path).
@@ -70,6 +74,9 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(auth::create_token)
         .service(auth::create_siwe_nonce)
         .service(auth::siwe_login)
+        .service(auth::create_session)
+        .service(auth::get_session)
+        .service(auth::delete_session)
         .service(agents::create_agent)
         .service(agents::get_me)
         .service(agents::update_me)
@@ -90,6 +97,7 @@ pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(sourcecred::import_sourcecred)
         .service(validations::create_validation)
         .service(validations::list_validations)
+        .service(validations::list_validations_by)
         .service(equations::list_presets)
         .service(equations::list_equations)
         .service(equations::get_equation)

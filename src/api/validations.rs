@@ -221,21 +221,77 @@ pub async fn list_validations(
 ) -> Result<web::Json<Page<ValidationOut>>, ApiError> {
     let (key, id) = path.into_inner();
     let id = path_uuid("id", &id)?;
-    let limit = page_limit(query.0.limit)?;
-    let after = decode_cursor(query.0.cursor.as_deref())?;
+    validation_page(
+        &state,
+        key,
+        caller,
+        query.0,
+        move |conn, network, after, limit| {
+            db::contributions::find(conn, network, &id)?
+                .ok_or_else(|| ApiError::NotFound("no such contribution in this network".into()))?;
+            Ok(db::contributions::validations_of(conn, &id, after, limit)?)
+        },
+    )
+    .await
+}
+
+/// A page of validations, as `fetch` (given the network id, the cursor and the limit plus
+/// one) reads them once the caller may read the network.
+async fn validation_page(
+    state: &AppState,
+    key: String,
+    caller: Caller,
+    query: PageParams,
+    fetch: impl FnOnce(
+            &mut db::AnyConnection,
+            &str,
+            Option<&str>,
+            i64,
+        ) -> Result<Vec<ValidationRow>, ApiError>
+        + Send
+        + 'static,
+) -> Result<web::Json<Page<ValidationOut>>, ApiError> {
+    let limit = page_limit(query.limit)?;
+    let after = decode_cursor(query.cursor.as_deref())?;
     let rows = state
         .db
         .run(move |conn| {
             let access = Access::load(conn, &key, caller.0)?;
-            db::contributions::find(conn, &access.network.id, &id)?
-                .ok_or_else(|| ApiError::NotFound("no such contribution in this network".into()))?;
-            Ok::<_, ApiError>(db::contributions::validations_of(
-                conn,
-                &id,
-                after.as_deref(),
-                limit + 1,
-            )?)
+            fetch(conn, &access.network.id, after.as_deref(), limit + 1)
         })
         .await?;
     Ok(web::Json(paginate(rows, limit, |r| r.id.as_str(), to_out)))
+}
+
+/// List the validations a member made of others' contributions, oldest first.
+#[utoipa::path(
+    tag = "validations",
+    params(
+        ("network" = String, Path, description = "Network id or slug"),
+        ("agent_id" = String, Path, description = "The validating member"),
+        PageParams,
+    ),
+    responses((status = 200, description = "A page of validations", body = Page<ValidationOut>), ReadErrors)
+)]
+#[get("/networks/{network}/members/{agent_id}/validations")]
+pub async fn list_validations_by(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+    query: ApiQuery<PageParams>,
+) -> Result<web::Json<Page<ValidationOut>>, ApiError> {
+    let (key, agent) = path.into_inner();
+    let agent = path_uuid("agent_id", &agent)?;
+    validation_page(
+        &state,
+        key,
+        caller,
+        query.0,
+        move |conn, network, after, limit| {
+            Ok(db::contributions::validations_by(
+                conn, network, &agent, after, limit,
+            )?)
+        },
+    )
+    .await
 }

@@ -33,9 +33,14 @@ pub fn caller_of(req: &HttpRequest) -> Result<Option<AgentId>, ApiError> {
     Ok(caller)
 }
 
+/// The dashboard's session cookie: an access token the browser keeps out of scripts' reach.
+pub const SESSION_COOKIE: &str = "holoptic_session";
+/// The header a session's writes carry its CSRF token in.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
 fn verify(req: &HttpRequest) -> Result<Option<AgentId>, ApiError> {
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
-        return Ok(None);
+        return verify_session(req);
     };
     let text = value
         .to_str()
@@ -53,6 +58,41 @@ fn verify(req: &HttpRequest) -> Result<Option<AgentId>, ApiError> {
     keys.verify(token)
         .map(Some)
         .map_err(ApiError::Unauthenticated)
+}
+
+/// A request without `Authorization` may carry the dashboard's session cookie. Reads with an
+/// expired or unknown session are anonymous (public data stays readable); writes need a valid
+/// session and its CSRF token in `X-CSRF-Token`, which another site's page cannot know or send.
+fn verify_session(req: &HttpRequest) -> Result<Option<AgentId>, ApiError> {
+    let Some(cookie) = req.cookie(SESSION_COOKIE) else {
+        return Ok(None);
+    };
+    let keys = req
+        .app_data::<web::Data<Arc<TokenKeys>>>()
+        .ok_or_else(|| ApiError::Internal("token keys not configured".into()))?;
+    let session = cookie.value();
+    let safe = matches!(req.method().as_str(), "GET" | "HEAD" | "OPTIONS");
+    match keys.verify(session) {
+        Ok(agent) if safe => Ok(Some(agent)),
+        Ok(agent) => {
+            let given = req
+                .headers()
+                .get(CSRF_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            if keys.csrf_matches(session, given) {
+                Ok(Some(agent))
+            } else {
+                Err(ApiError::Forbidden(
+                    "a write with the session cookie needs its X-CSRF-Token header".into(),
+                ))
+            }
+        }
+        Err(_) if safe => Ok(None),
+        Err(why) => Err(ApiError::Unauthenticated(format!(
+            "the session has ended ({why}); sign in again"
+        ))),
+    }
 }
 
 impl FromRequest for Caller {

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use base64::Engine as _;
 use chrono::Utc;
+use hmac::Mac as _;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore as _;
 use serde::{Deserialize, Serialize};
@@ -44,6 +45,8 @@ pub struct TokenKeys {
     issuer: String,
     audience: String,
     ttl_secs: i64,
+    /// Key of the dashboard's CSRF tokens, derived from the signing secret.
+    csrf_key: Vec<u8>,
 }
 
 impl TokenKeys {
@@ -91,11 +94,43 @@ impl TokenKeys {
             issuer: config.jwt_issuer.clone(),
             audience: config.jwt_audience.clone(),
             ttl_secs: i64::from(config.token_ttl_secs),
+            csrf_key: {
+                use sha2::Digest as _;
+                sha2::Sha256::digest(format!("holoptic-csrf:{current}").as_bytes()).to_vec()
+            },
         })
     }
 
     /// Issues a token for `agent`; returns it with its lifetime in seconds.
     pub fn issue(&self, agent: AgentId) -> Result<(String, i64), String> {
+        self.issue_for(agent, self.ttl_secs)
+    }
+
+    /// The CSRF token that goes with a session token: HMAC-SHA256 of the session token, so
+    /// only a page that could read our own responses knows it.
+    pub fn csrf_token(&self, session: &str) -> String {
+        self.csrf_mac(session)
+            .map(|m| hex::encode(m.finalize().into_bytes()))
+            .unwrap_or_default()
+    }
+
+    /// Whether `given` is the CSRF token of `session` (compared in constant time).
+    pub fn csrf_matches(&self, session: &str, given: &str) -> bool {
+        match (hex::decode(given), self.csrf_mac(session)) {
+            (Ok(bytes), Some(mac)) => mac.verify_slice(&bytes).is_ok(),
+            _ => false,
+        }
+    }
+
+    fn csrf_mac(&self, session: &str) -> Option<hmac::Hmac<sha2::Sha256>> {
+        // HMAC takes a key of any length; the error case does not happen.
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.csrf_key).ok()?;
+        mac.update(session.as_bytes());
+        Some(mac)
+    }
+
+    /// Issues a token for `agent` that lives `ttl_secs` seconds.
+    pub fn issue_for(&self, agent: AgentId, ttl_secs: i64) -> Result<(String, i64), String> {
         let now = Utc::now().timestamp();
         let claims = Claims {
             sub: agent.to_string(),
@@ -103,13 +138,13 @@ impl TokenKeys {
             aud: self.audience.clone(),
             iat: now,
             nbf: now,
-            exp: now + self.ttl_secs,
+            exp: now + ttl_secs,
             jti: uuid::Uuid::now_v7().to_string(),
         };
         let mut header = Header::new(Algorithm::HS256);
         header.kid = Some(self.kid.clone());
         jsonwebtoken::encode(&header, &claims, &self.encoding)
-            .map(|t| (t, self.ttl_secs))
+            .map(|t| (t, ttl_secs))
             .map_err(|e| e.to_string())
     }
 

@@ -330,6 +330,28 @@ pub fn validations_of(
     q.order(validations::id).limit(limit).load(conn)
 }
 
+/// A page of the validations `validator` made in a network, oldest first.
+pub fn validations_by(
+    conn: &mut AnyConnection,
+    network_id: &str,
+    validator: &str,
+    after: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<ValidationRow>> {
+    let in_network = contributions::table
+        .filter(contributions::network_id.eq(network_id.to_owned()))
+        .select(contributions::id);
+    let mut q = validations::table
+        .filter(validations::validator_id.eq(validator.to_owned()))
+        .filter(validations::contribution_id.eq_any(in_network))
+        .select(ValidationRow::as_select())
+        .into_boxed();
+    if let Some(a) = after {
+        q = q.filter(validations::id.gt(a.to_owned()));
+    }
+    q.order(validations::id).limit(limit).load(conn)
+}
+
 /// Every contribution of a network that occurred by `cutoff` and was recorded by `as_of`,
 /// with its tags and its status as it stood at `as_of` (corrections and outcomes recorded
 /// later are ignored, so a committed distribution can be recomputed exactly).
