@@ -32,7 +32,7 @@ import uuid
 from decimal import Decimal
 from pathlib import Path
 
-PORT = 18240
+PORT = int(os.environ.get("HOLOPTIC_CRASH_PORT", "18240"))
 BASE = f"http://127.0.0.1:{PORT}"
 SLUG = "crash"
 N = f"/v1/networks/{SLUG}"

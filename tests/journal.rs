@@ -294,4 +294,13 @@ async fn a_long_tail_is_sealed_in_chunks(app: TestApp) {
         "{entries} entries"
     );
     assert_eq!(v["head_seq"], json!(entries));
+    // The sealer's queue holds only the tail: empty once everything is sealed.
+    let url = holoptic::db::DatabaseUrl::parse(&app.database_url).expect("url");
+    let mut conn = holoptic::db::conn::establish(&url).expect("conn");
+    use diesel::prelude::*;
+    let queued: i64 = holoptic::db::schema::journal_unsealed::table
+        .count()
+        .get_result(&mut conn)
+        .expect("count");
+    assert_eq!(queued, 0);
 }

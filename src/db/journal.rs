@@ -1,32 +1,57 @@
 //! Queries on the journal: append, seal in order, read, checkpoints.
 
 use chrono::NaiveDateTime;
-use diesel::dsl::{exists, not};
 use diesel::prelude::*;
 
 use super::rows::{CheckpointRow, JournalRow, SealRow};
-use super::schema::{checkpoints, journal_entries, journal_seals};
+use super::schema::{checkpoints, journal_entries, journal_seals, journal_unsealed};
 use super::AnyConnection;
 use crate::domain::journal::{canonical, chain_hash, Sealed, GENESIS};
 
-/// Appends an unsealed entry (in the caller's transaction).
+/// Appends an unsealed entry (in the caller's transaction), and queues it for the sealer.
 pub fn append(conn: &mut AnyConnection, row: &JournalRow) -> QueryResult<()> {
     diesel::insert_into(journal_entries::table)
         .values(row)
+        .execute(conn)?;
+    diesel::insert_into(journal_unsealed::table)
+        .values(queued(row))
         .execute(conn)
         .map(|_| ())
+}
+
+type Queued<'a> = (
+    diesel::dsl::Eq<journal_unsealed::entry_id, &'a str>,
+    diesel::dsl::Eq<journal_unsealed::network_id, &'a str>,
+);
+
+fn queued(row: &JournalRow) -> Queued<'_> {
+    (
+        journal_unsealed::entry_id.eq(row.id.as_str()),
+        journal_unsealed::network_id.eq(row.network_id.as_str()),
+    )
 }
 
 /// Appends many entries with multi-row INSERTs (on the concrete connection).
 pub fn append_many(conn: &mut AnyConnection, rows: &[JournalRow]) -> QueryResult<()> {
     for chunk in rows.chunks(500) {
+        let queue: Vec<Queued<'_>> = chunk.iter().map(queued).collect();
         match conn {
-            AnyConnection::Postgres(c) => diesel::insert_into(journal_entries::table)
-                .values(chunk)
-                .execute(c)?,
-            AnyConnection::Sqlite(c) => diesel::insert_into(journal_entries::table)
-                .values(chunk)
-                .execute(c)?,
+            AnyConnection::Postgres(c) => {
+                diesel::insert_into(journal_entries::table)
+                    .values(chunk)
+                    .execute(c)?;
+                diesel::insert_into(journal_unsealed::table)
+                    .values(queue)
+                    .execute(c)?
+            }
+            AnyConnection::Sqlite(c) => {
+                diesel::insert_into(journal_entries::table)
+                    .values(chunk)
+                    .execute(c)?;
+                diesel::insert_into(journal_unsealed::table)
+                    .values(queue)
+                    .execute(c)?
+            }
         };
     }
     Ok(())
@@ -61,19 +86,17 @@ pub fn head(conn: &mut AnyConnection, network_id: &str) -> QueryResult<Option<(i
         .optional()
 }
 
-/// Up to `limit` unsealed entries of a network, oldest first. `NOT EXISTS` on the seal's
-/// primary key: an anti-join, where `<> ALL (subquery)` compared each entry with every seal.
+/// Up to `limit` unsealed entries of a network, oldest first, from the sealer's queue (so the
+/// cost follows the tail, not the journal's length).
 pub fn unsealed(
     conn: &mut AnyConnection,
     network_id: &str,
     limit: i64,
 ) -> QueryResult<Vec<JournalRow>> {
-    journal_entries::table
-        .filter(journal_entries::network_id.eq(network_id))
-        .filter(not(exists(
-            journal_seals::table.filter(journal_seals::entry_id.eq(journal_entries::id)),
-        )))
-        .order(journal_entries::id)
+    journal_unsealed::table
+        .inner_join(journal_entries::table)
+        .filter(journal_unsealed::network_id.eq(network_id))
+        .order(journal_unsealed::entry_id)
         .limit(limit)
         .select(JournalRow::as_select())
         .load(conn)
@@ -81,11 +104,8 @@ pub fn unsealed(
 
 /// How many entries of a network are not sealed yet.
 pub fn unsealed_count(conn: &mut AnyConnection, network_id: &str) -> QueryResult<i64> {
-    journal_entries::table
-        .filter(journal_entries::network_id.eq(network_id))
-        .filter(not(exists(
-            journal_seals::table.filter(journal_seals::entry_id.eq(journal_entries::id)),
-        )))
+    journal_unsealed::table
+        .filter(journal_unsealed::network_id.eq(network_id))
         .count()
         .get_result(conn)
 }
@@ -105,11 +125,8 @@ pub fn lock_sealing(conn: &mut AnyConnection, network_id: &str) -> QueryResult<(
 
 /// Networks with unsealed entries.
 pub fn networks_to_seal(conn: &mut AnyConnection) -> QueryResult<Vec<String>> {
-    journal_entries::table
-        .filter(not(exists(
-            journal_seals::table.filter(journal_seals::entry_id.eq(journal_entries::id)),
-        )))
-        .select(journal_entries::network_id)
+    journal_unsealed::table
+        .select(journal_unsealed::network_id)
         .distinct()
         .load(conn)
 }
@@ -136,6 +153,12 @@ pub fn seal(
         prev = s.hash.clone();
         diesel::insert_into(journal_seals::table)
             .values(&s)
+            .execute(conn)?;
+    }
+    // Sealed: off the queue, in the same transaction.
+    for chunk in entries.chunks(500) {
+        let ids: Vec<&str> = chunk.iter().map(|e| e.id.as_str()).collect();
+        diesel::delete(journal_unsealed::table.filter(journal_unsealed::entry_id.eq_any(ids)))
             .execute(conn)?;
     }
     Ok(entries.len())

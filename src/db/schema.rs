@@ -329,6 +329,13 @@ diesel::table! {
 }
 
 diesel::table! {
+    journal_unsealed (entry_id) {
+        entry_id -> Text,
+        network_id -> Text,
+    }
+}
+
+diesel::table! {
     journal_seals (entry_id) {
         entry_id -> Text,
         network_id -> Text,
@@ -431,6 +438,8 @@ diesel::joinable!(journal_seals -> journal_entries (entry_id));
 diesel::joinable!(line_payments -> distribution_lines (line_id));
 diesel::joinable!(webhook_deliveries -> webhooks (webhook_id));
 
+diesel::joinable!(journal_unsealed -> journal_entries (entry_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
     networks,
     network_currencies,
@@ -459,6 +468,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     departures,
     journal_entries,
     journal_seals,
+    journal_unsealed,
     checkpoints,
     siwe_nonces,
     webhooks,
