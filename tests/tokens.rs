@@ -16,6 +16,7 @@ on_both_backends!(
     token_bad_input,
     minted_at_distribution,
     random_sequence_matches_a_model,
+    concurrent_minting_approvals_never_deadlock,
 );
 
 const N: &str = "/v1/networks/lab";
@@ -642,5 +643,59 @@ async fn random_sequence_matches_a_model(app: TestApp) {
         model.iter().sum::<i64>()
     );
     let _ = steward;
+    assert_ledger_ok(&app).await;
+}
+
+/// Approvals that mint, racing: each journals (a foreign key to the network) before it takes
+/// the network's minting lock. With `FOR UPDATE` that lock conflicted with the other
+/// transactions' foreign-key locks, PostgreSQL found deadlocks and approvals failed; every one
+/// must succeed, and the supply must be exactly the sum minted.
+async fn concurrent_minting_approvals_never_deadlock(app: TestApp) {
+    let (_steward, ada, bob) =
+        setup(&app, json!({ "mint_on": "validation", "per_unit": "1" })).await;
+    let items: Vec<Value> = (0..32).map(|_| work("1")).collect();
+    let batch = app
+        .post(
+            &format!("{N}/contributions/batch"),
+            Some(&ada.token),
+            json!({ "items": items }),
+        )
+        .await
+        .ok(201);
+    let ids: Vec<String> = batch["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|c| c["id"].as_str().expect("id").to_owned())
+        .collect();
+    let mut handles = Vec::new();
+    for id in ids {
+        let (client, url, token) = (
+            app.client.clone(),
+            format!("{}{N}/contributions/{id}/validations", app.base),
+            bob.token.clone(),
+        );
+        handles.push(tokio::spawn(async move {
+            client
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({ "decision": "approve" }))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        }));
+    }
+    let started = std::time::Instant::now();
+    let mut statuses = Vec::new();
+    for h in handles {
+        statuses.push(h.await.expect("join").expect("sent"));
+    }
+    assert!(statuses.iter().all(|s| *s == 201), "{statuses:?}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "32 approvals took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(balance(&app, &ada).await["total"], json!("32.00"));
     assert_ledger_ok(&app).await;
 }

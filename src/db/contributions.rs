@@ -257,7 +257,9 @@ pub fn lock(conn: &mut AnyConnection, id: &str) -> QueryResult<()> {
         contributions::table
             .find(id)
             .select(contributions::id)
-            .for_update()
+            // Not `FOR UPDATE`, which would also wait for (and deadlock with) the
+            // foreign-key checks of inserts that reference the contribution.
+            .for_no_key_update()
             .first::<String>(pg)?;
     }
     Ok(())

@@ -173,13 +173,20 @@ pub fn eligible_voters(conn: &mut AnyConnection, network_id: &str) -> QueryResul
 
 /// Takes the lock that serialises governance writes of a network on PostgreSQL (SQLite's
 /// write transactions are already serial).
+///
+/// `FOR NO KEY UPDATE`, not `FOR UPDATE`: every insert that references the network (a journal
+/// entry, a ledger entry) takes `FOR KEY SHARE` on its row through the foreign key, and
+/// `FOR UPDATE` conflicts with that. Two minting approvals, each having journaled before
+/// taking this lock, then waited on each other: PostgreSQL broke the deadlock after a second
+/// and approvals ran at about one a second. `FOR NO KEY UPDATE` still excludes every other
+/// holder of this lock but not the foreign-key checks.
 pub fn lock_network(conn: &mut AnyConnection, network_id: &str) -> QueryResult<()> {
     if let AnyConnection::Postgres(pg) = conn {
         use super::schema::networks;
         networks::table
             .find(network_id)
             .select(networks::id)
-            .for_update()
+            .for_no_key_update()
             .first::<String>(pg)?;
     }
     Ok(())
