@@ -691,8 +691,10 @@ async fn concurrent_minting_approvals_never_deadlock(app: TestApp) {
         statuses.push(h.await.expect("join").expect("sent"));
     }
     assert!(statuses.iter().all(|s| *s == 201), "{statuses:?}");
+    // A generous bound (parallel tests share the machine): deadlocked approvals fail above,
+    // and a lock wait that never ends would stop here.
     assert!(
-        started.elapsed() < std::time::Duration::from_secs(10),
+        started.elapsed() < std::time::Duration::from_secs(60),
         "32 approvals took {:?}",
         started.elapsed()
     );

@@ -167,6 +167,15 @@ try {
   const csv = await (await download.createReadStream()).toArray();
   check(Buffer.concat(csv).toString().includes('132.35'), 'the CSV export downloads');
   await shot(grace, '09-distribution');
+  check(await grace.getByRole('button', { name: 'Mark paid' }).count() === 0, 'only stewards are offered to mark lines paid');
+  await open(adaPage, `/n/open-fab-lab/distributions/${dist.id}`);
+  const graceLine = adaPage.locator('tr[data-line]', { hasText: 'Grace' });
+  await graceLine.getByRole('button', { name: 'Mark paid' }).click();
+  await graceLine.locator('.error').waitFor({ state: 'visible' });
+  check((await graceLine.locator('.error').textContent()).includes('reference'), 'an empty payout reference shows the API error on the line');
+  await graceLine.getByLabel(/Payout reference/).fill('SEPA-2026-11-22-0001');
+  await clickAndLoad(adaPage, graceLine.getByRole('button', { name: 'Mark paid' }));
+  check((await adaPage.locator('tr[data-line]', { hasText: 'Grace' }).textContent()).includes('SEPA-2026-11-22-0001'), 'the steward marks Grace\'s line paid with its reference');
 
   await open(grace, '/n/open-fab-lab/journal');
   check((await grace.getByTestId('journal-status').textContent()).includes('unbroken'), 'the journal is shown verified');
@@ -177,6 +186,7 @@ try {
   check(await grace.getByTestId('value-chart').isVisible(), "a member's page charts their value over time");
   const memberText = await grace.locator('main').textContent();
   check(memberText.includes('Milled the frame') && memberText.includes('132.35 EUR') && memberText.includes('approve'), 'and lists their contributions, payouts and validations of others');
+  check(memberText.includes('SEPA-2026-11-22-0001'), 'with the payout reference of the line paid');
   await shot(grace, '11-member');
 
   console.log('dashboard: members-only network, CSRF, wallet sign-in');

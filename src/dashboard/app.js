@@ -441,7 +441,7 @@ async function pageOverview(ctx) {
 
 function contributionTable(ctx, items, { actions = false } = {}) {
   if (!items.length) return notice('No contributions.');
-  return table(['When', 'Member', 'What', 'Quantity', 'Status', ...(actions ? ['Validate'] : [])], items.map((c) => h('tr', { 'data-contribution': c.id },
+  return table(['When', 'Member', 'What', numHead('Quantity'), 'Status', ...(actions ? ['Validate'] : [])], items.map((c) => h('tr', { 'data-contribution': c.id },
     h('td', {}, when(c.occurred_at)),
     h('td', {}, ctx.memberLink(c.agent_id)),
     h('td', {}, h('span', {}, c.kind.replace('_', ' ')), c.description ? [h('br'), h('span', { class: 'muted' }, c.description)] : null),
@@ -686,7 +686,7 @@ async function pageMember(ctx, agentId) {
       h('td', {}, when(v.created_at)), h('td', {}, h('code', {}, v.contribution_id.slice(0, 8)), contributionsById.has(v.contribution_id) ? ' (own)' : ''),
       h('td', {}, badge(v.decision)), h('td', {}, v.note || '')))) : notice('None yet.'),
     h('h2', {}, 'Payouts received'),
-    payouts.length ? table(['Committed', 'Bucket', 'Amount', 'Paid'], payouts.map(({ d, l }) => h('tr', {},
+    payouts.length ? table(['Committed', 'Bucket', numHead('Amount'), 'Paid'], payouts.map(({ d, l }) => h('tr', {},
       h('td', {}, h('a', { href: `${ctx.base}/distributions/${d.id}` }, when(d.committed_at, true))), h('td', {}, l.bucket),
       h('td', { class: 'num' }, `${num(l.amount, d.scale)} ${d.currency}`), h('td', {}, l.paid_reference ? ['✓ ', l.paid_reference] : 'not yet')))) : notice('No payouts yet.'));
 }
@@ -718,7 +718,7 @@ async function pageGovernance(ctx) {
       try {
         const w = await get(`${ctx.path}/proposals/${p.id}/what-if?amount=${enc(amount)}&currency=${enc(currency)}`);
         const sc = ctx.scaleOf(w.currency);
-        section.append(table(['Recipient', `Now (v${w.current_version ?? '—'})`, 'If adopted', 'Difference'], w.rows.map((r) => {
+        section.append(table(['Recipient', numHead(`Now (v${w.current_version ?? '—'})`), numHead('If adopted'), numHead('Difference')], w.rows.map((r) => {
           const diff = r.current === null || r.current === undefined ? null : subtract(r.proposed, r.current);
           return h('tr', {}, h('td', {}, r.agent_id ? ctx.memberLink(r.agent_id) : r.display_name || r.account),
             h('td', { class: 'num' }, r.current === null || r.current === undefined ? '—' : num(r.current, sc)),
@@ -787,7 +787,7 @@ async function pageDistributions(ctx) {
   document.title = `Distributions · ${ctx.net.name}`;
   const items = await all(`${ctx.path}/distributions`, 400);
   show(h('h1', {}, 'Distributions'),
-    items.length ? table(['Committed', 'Amount', 'Equation', 'Lines', ''], items.map((d) => h('tr', {},
+    items.length ? table(['Committed', numHead('Amount'), 'Equation', numHead('Lines'), ''], items.map((d) => h('tr', {},
       h('td', {}, when(d.committed_at)), h('td', { class: 'num' }, `${num(d.amount, d.scale)} ${d.currency}`),
       h('td', {}, `v${d.equation_version}`), h('td', { class: 'num' }, d.lines.length),
       h('td', {}, h('a', { href: `${ctx.base}/distributions/${d.id}` }, 'Open'))))) : notice('No distribution has been committed yet.'));
@@ -827,12 +827,34 @@ async function pageDistribution(ctx, id) {
     table(['#', 'Recipient', 'Bucket', numHead('Weight'), numHead(`Exact share (1/10^${d.scale} ${d.currency})`), numHead('Amount'), 'Paid'], d.lines.map((l) => h('tr', { 'data-line': l.line_no },
       h('td', {}, l.line_no), h('td', {}, l.agent_id ? ctx.memberLink(l.agent_id) : l.account || '—'), h('td', {}, l.bucket),
       h('td', { class: 'num' }, num(l.weight)), h('td', { class: 'num mono' }, l.exact_share),
-      h('td', { class: 'num', 'data-col': 'amount' }, num(l.amount, d.scale)), h('td', {}, l.paid_reference ? ['✓ ', l.paid_reference] : '—'))),
+      h('td', { class: 'num', 'data-col': 'amount' }, num(l.amount, d.scale)), h('td', {}, l.paid_reference ? ['✓ ', l.paid_reference] : payControl(ctx, d, l)))),
     { caption: `The lines sum to ${num(String(total), 0)} minor units = ${num(d.amount, d.scale)} ${d.currency}.` }),
     h('h2', {}, 'Exports'), h('div', { class: 'actions' },
       ['csv', 'safe-csv', 'safe-batch', 'merkle', 'uniswap', 'disperse'].map((f) => h('button', { type: 'button', class: 'secondary', onclick: download(f) }, f))),
     exportErr,
     h('p', { class: 'muted' }, 'Hashes: inputs ', h('code', {}, d.inputs_digest), ' · equation ', h('code', {}, d.equation_hash)));
+}
+
+// Stewards record a line's payout reference (a bank transfer id, a transaction hash), once.
+function payControl(ctx, d, l) {
+  if (!ctx.mine || ctx.mine.role !== 'steward') return '—';
+  const input = h('input', { name: 'reference', 'aria-label': `Payout reference for line ${l.line_no}`, placeholder: 'reference', size: 14 });
+  const err = h('p', { class: 'error', role: 'alert', hidden: true });
+  const form = h('form', { class: 'actions', 'aria-label': `Mark line ${l.line_no} paid` }, input,
+    h('button', { type: 'submit', class: 'secondary' }, 'Mark paid'), err);
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    err.hidden = true;
+    try {
+      await api('POST', `${ctx.path}/distributions/${d.id}/lines/${l.line_no}/payment`, { reference: input.value.trim() });
+      go(location.pathname);
+    } catch (e) {
+      input.setAttribute('aria-invalid', 'true');
+      err.textContent = e instanceof Problem ? `${e.problem.field ? `${e.problem.field}: ` : ''}${e.problem.detail}` : String(e);
+      err.hidden = false;
+    }
+  });
+  return form;
 }
 
 async function pageJournal(ctx) {
