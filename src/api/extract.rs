@@ -174,6 +174,16 @@ impl<T: DeserializeOwned> FromRequest for ApiQuery<T> {
     type Future = std::future::Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        // PostgreSQL text cannot hold NUL: refused here, naming the parameter, rather than
+        // failing in the database.
+        if let Some((name, _)) =
+            form_urlencoded(req.query_string()).find(|(_, value)| value.contains('\0'))
+        {
+            return std::future::ready(Err(ApiError::field(
+                name.into_owned(),
+                "must not contain NUL characters",
+            )));
+        }
         let pairs = form_urlencoded(req.query_string());
         let de = serde_urlencoded::Deserializer::new(pairs);
         let result = serde_path_to_error::deserialize(de)
