@@ -74,7 +74,7 @@ async fn activity(app: &TestApp) -> common::Member {
 }
 
 async fn every_change_is_journaled_and_verifies(app: TestApp) {
-    activity(&app).await;
+    let steward = activity(&app).await;
     let page = app
         .get(&format!("{N}/journal?limit=200"), None)
         .await
@@ -149,6 +149,15 @@ async fn every_change_is_journaled_and_verifies(app: TestApp) {
     app.get(&format!("{N}/contributions?tag=a%00b"), None)
         .await
         .assert_problem(422, Some("tag"));
+    // In the path too, and in a URL field of a body.
+    app.get(&format!("{N}%00/journal"), None)
+        .await
+        .assert_problem(422, Some("path"));
+    let mut item = work("1");
+    item["evidence_url"] = json!("https://example.org/a\u{0}b");
+    app.post(&format!("{N}/contributions"), Some(&steward.token), item)
+        .await
+        .assert_problem(422, Some("evidence_url"));
 }
 
 async fn tampering_is_caught(app: TestApp) {

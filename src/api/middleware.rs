@@ -34,8 +34,15 @@ pub const MAX_KEY_LEN: usize = 255;
 pub async fn observe(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let started = Instant::now();
+    // A NUL in the path can name nothing (and PostgreSQL text cannot hold it).
+    if req.path().to_ascii_lowercase().contains("%00") {
+        return Ok(problem(
+            req,
+            ApiError::field("path", "must not contain NUL characters"),
+        ));
+    }
     let id = req
         .headers()
         .get(REQUEST_ID)
@@ -68,7 +75,7 @@ pub async fn observe(
         res.headers_mut()
             .insert(HeaderName::from_static(REQUEST_ID), v);
     }
-    Ok(res)
+    Ok(res.map_into_boxed_body())
 }
 
 fn payload_from(bytes: web::Bytes) -> Payload {

@@ -327,6 +327,14 @@ pub fn check_url(field: &str, raw: &str) -> Result<(), FieldError> {
             format!("must be at most {MAX_URL_LEN} bytes"),
         ));
     }
+    // The URL parser would quietly drop or escape control characters that are then stored
+    // as given (and PostgreSQL text cannot hold NUL).
+    if raw.chars().any(char::is_control) {
+        return Err(FieldError::new(
+            field,
+            "must not contain control characters",
+        ));
+    }
     match url::Url::parse(raw) {
         Ok(u) if (u.scheme() == "https" || u.scheme() == "http") && u.host().is_some() => Ok(()),
         _ => Err(FieldError::new(
@@ -441,6 +449,9 @@ mod tests {
         assert_eq!(field_of(parse(r, &eur(), now)), "tags[1]");
         let mut r = raw(Kind::Work, "1", "hours");
         r.evidence_url = Some("javascript:alert(1)".into());
+        assert_eq!(field_of(parse(r, &eur(), now)), "evidence_url");
+        let mut r = raw(Kind::Work, "1", "hours");
+        r.evidence_url = Some("https://example.org/a\u{0}b".into());
         assert_eq!(field_of(parse(r, &eur(), now)), "evidence_url");
     }
 
