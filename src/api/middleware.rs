@@ -37,7 +37,7 @@ pub async fn observe(
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let started = Instant::now();
     // A NUL in the path can name nothing (and PostgreSQL text cannot hold it).
-    if req.path().to_ascii_lowercase().contains("%00") {
+    if req.path().as_bytes().windows(3).any(|w| w == b"%00") {
         return Ok(problem(
             req,
             ApiError::field("path", "must not contain NUL characters"),
