@@ -571,11 +571,14 @@ def machine():
         "sqlite": sqlite3.sqlite_version + " (python's, for the baseline; the service bundles its own)",
         "rustc": sh(["rustc", "--version"]).strip(),
         "wrk": "wrk (Debian package)",
-        "oha": sh(["oha", "--version"]).strip(),
+        "oha": sh(["oha", "--version"]).strip() if shutil.which("oha") else "not installed",
     }
 
 
-def run_backend(backend, sizes, workdir):
+PARTS = ("http", "baselines", "distribution", "policies")
+
+
+def run_backend(backend, sizes, workdir, parts=PARTS):
     res = {"backend": backend}
     path = None
     if backend == "sqlite":
@@ -588,17 +591,21 @@ def run_backend(backend, sizes, workdir):
         url = pg_url(db)
     server = Server(url)
     try:
-        return measure_backend(backend, sizes, url, path if backend == "sqlite" else None, server, res)
+        return measure_backend(backend, sizes, url, path if backend == "sqlite" else None, server, res,
+                               parts)
     finally:
         server.stop()
 
 
-def measure_backend(backend, sizes, url, path, server, res):
-    print(f"[{backend}] HTTP benchmarks", file=sys.stderr)
-    res["http"] = http_benchmarks(server, sizes)
+def measure_backend(backend, sizes, url, path, server, res, parts=PARTS):
+    if "http" in parts:
+        print(f"[{backend}] HTTP benchmarks", file=sys.stderr)
+        res["http"] = http_benchmarks(server, sizes)
 
     print(f"[{backend}] baselines", file=sys.stderr)
-    if backend == "sqlite":
+    if "baselines" not in parts:
+        pass
+    elif backend == "sqlite":
         base = path.parent / "baseline.db"
         res["baseline"] = {
             "single_insert": sqlite_inserts(base, sizes["seconds"], 1),
@@ -620,10 +627,12 @@ def measure_backend(backend, sizes, url, path, server, res):
     else:
         seed = lambda net, m, n, first, **kw: seed_postgres(url, net, m, n, first, **kw)  # noqa: E731
         group_by = lambda net: pg_group_by(url, net)  # noqa: E731
-    res["distribution"] = distribution_benchmarks(server, seed, group_by, sizes)
-    print(f"[{backend}] balanced / immediate / recent over 52 weeks", file=sys.stderr)
-    server.start()
-    res["policies"] = policy_benchmarks(server, seed, sizes)
+    if "distribution" in parts:
+        res["distribution"] = distribution_benchmarks(server, seed, group_by, sizes)
+    if "policies" in parts:
+        print(f"[{backend}] balanced / immediate / recent over 52 weeks", file=sys.stderr)
+        server.start()
+        res["policies"] = policy_benchmarks(server, seed, sizes)
     return res
 
 
@@ -632,7 +641,13 @@ def main():
     ap.add_argument("--quick", action="store_true", help="small sizes: check the harness")
     ap.add_argument("--backends", default="sqlite,postgres")
     ap.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
+    ap.add_argument("--parts", default=",".join(PARTS),
+                    help="a subset of " + ",".join(PARTS) + " (then only the raw figures are written)")
+    ap.add_argument("--bin", help="measure this server binary instead of building target/release/holoptic")
     args = ap.parse_args()
+    parts = tuple(args.parts.split(","))
+    if any(p not in PARTS for p in parts):
+        raise SystemExit(f"--parts: each must be one of {', '.join(PARTS)}")
     if args.quick:
         sizes = dict(concurrency=[1, 4], seconds=3, validation_seconds=3, to_validate=4000,
                      read_rate=200, members=500, distribution=[10_000, 20_000], copy_rows=50_000,
@@ -641,18 +656,25 @@ def main():
         sizes = dict(concurrency=[1, 4, 16], seconds=10, validation_seconds=5, to_validate=30_000,
                      read_rate=1000, members=10_000, distribution=[100_000, 1_000_000],
                      copy_rows=1_000_000, weekly_contributions=104_000)
-    for tool in ("wrk", "oha", "pgbench", "psql"):
+    for tool in ("wrk", "oha", "pgbench", "psql") if "http" in parts else ("pgbench", "psql"):
         if not shutil.which(tool):
             raise SystemExit(f"{tool} is needed (see bench/run.py's docstring)")
-    sh(["cargo", "build", "--release", "--quiet"], cwd=ROOT)
+    global BIN
+    if args.bin:
+        BIN = Path(args.bin).resolve()
+    else:
+        sh(["cargo", "build", "--release", "--quiet"], cwd=ROOT)
     results = {"machine": machine(), "sizes": sizes, "quick": args.quick,
                "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
     with tempfile.TemporaryDirectory() as d:
         raw = Path(tempfile.gettempdir()) / "holoptic-bench.json"
         for backend in args.backends.split(","):
-            results[backend] = run_backend(backend, sizes, Path(d))
+            results[backend] = run_backend(backend, sizes, Path(d), parts)
             raw.write_text(json.dumps(results, indent=2))
     print(f"raw figures: {raw}", file=sys.stderr)
+    if set(parts) != set(PARTS):
+        print(raw.read_text())
+        return
     from report import render  # noqa: E402 (bench/report.py, beside this file)
 
     Path(args.out).write_text(render(results))

@@ -2,14 +2,16 @@
 //! contributions, history, computing a distribution, and settling proposals. Runs inside
 //! a handler's database closure; knows nothing of HTTP.
 
+use std::fmt::Write as _;
+
 use chrono::{DateTime, NaiveDateTime, Utc};
 use rust_decimal::Decimal;
 use sha2::{Digest as _, Sha256};
 
+use crate::db::contributions::Counted;
 use crate::db::rows::{EquationVersionRow, ProposalOutcomeRow, ProposalRow};
 use crate::db::{self, write_tx, AnyConnection};
-use crate::domain::contribution::Kind;
-use crate::domain::distribution::{self, History, Outcome, Weighed};
+use crate::domain::distribution::{self, ByAgent, History, Outcome, Weighed};
 use crate::domain::equation::{Compiled, Facts, ValueEquation};
 use crate::domain::governance::{decide, ProposalStatus, Tally};
 use crate::error::ApiError;
@@ -63,48 +65,104 @@ pub fn thresholds(
     })
 }
 
-/// Counted contributions with their weighted values at `cutoff`, as things stood at `as_of`.
-pub fn weighed(
+/// Contributions read a page at a time while computing: memory stays bounded by this, not
+/// by the network's history.
+const PAGE: i64 = 10_000;
+
+/// Calls `f` with each counted contribution and its weighted value at `cutoff`, as things
+/// stood at `as_of`, in id order, reading the contributions a page at a time.
+pub fn each_weighed(
     conn: &mut AnyConnection,
     network_id: &str,
     eq: &Compiled,
     cutoff: NaiveDateTime,
     as_of: NaiveDateTime,
-) -> Result<Vec<Weighed>, ApiError> {
+    mut f: impl FnMut(Weighed) -> Result<(), ApiError>,
+) -> Result<(), ApiError> {
     let cutoff_utc = DateTime::<Utc>::from_naive_utc_and_offset(cutoff, Utc);
-    let mut out = Vec::new();
-    for (row, tags, status) in db::contributions::snapshot(conn, network_id, cutoff, as_of)? {
-        let kind = Kind::from_db(&row.kind).unwrap_or(Kind::Other);
-        let occurred_at = DateTime::<Utc>::from_naive_utc_and_offset(row.occurred_at, Utc);
-        if !eq.source.counting.statuses.contains(&status) || !eq.counts(kind, &tags, occurred_at) {
+    let mut after: Option<String> = None;
+    loop {
+        let page = db::contributions::snapshot_page(
+            conn,
+            network_id,
+            cutoff,
+            as_of,
+            after.as_deref(),
+            PAGE,
+        )?;
+        let full = page.len() >= usize::try_from(PAGE).unwrap_or(usize::MAX);
+        after = page.last().map(|c| c.id.clone());
+        weigh_page(eq, cutoff_utc, page, &mut f)?;
+        if !full {
+            return Ok(());
+        }
+    }
+}
+
+/// Weighs one page and hands each counted contribution to `f`.
+fn weigh_page(
+    eq: &Compiled,
+    cutoff: DateTime<Utc>,
+    page: Vec<Counted>,
+    f: &mut impl FnMut(Weighed) -> Result<(), ApiError>,
+) -> Result<(), ApiError> {
+    for c in page {
+        let kind = c.kind;
+        let occurred_at = DateTime::<Utc>::from_naive_utc_and_offset(c.occurred_at, Utc);
+        if !eq.source.counting.statuses.contains(&c.status)
+            || !eq.counts(kind, &c.tags, occurred_at)
+        {
             continue;
         }
         let facts = Facts {
-            id: row.id.clone(),
-            agent_id: row.agent_id.clone(),
+            id: c.id,
+            agent_id: c.agent_id,
             kind,
-            quantity: row.quantity.0,
-            unit: row.unit.clone(),
-            skill: row.skill.clone(),
-            tags: tags.clone(),
+            quantity: c.quantity,
+            unit: c.unit,
+            skill: c.skill,
+            tags: c.tags,
             occurred_at,
         };
-        let value = eq.weigh(&facts, cutoff_utc).map_err(|e| {
+        let value = eq.weigh(&facts, cutoff).map_err(|e| {
             ApiError::field(
                 "formulas",
                 format!("contribution {}: {}", e.contribution_id, e.message),
             )
         })?;
-        out.push(Weighed {
-            id: row.id,
-            agent_id: row.agent_id,
+        f(Weighed {
+            id: facts.id,
+            agent_id: facts.agent_id,
             kind,
-            tags,
-            occurred_at: facts.occurred_at,
+            tags: facts.tags,
+            occurred_at,
             value,
-        });
+        })?;
     }
-    Ok(out)
+    Ok(())
+}
+
+/// Each member's total weighted value at `cutoff`, as things stood at `as_of` (members
+/// with no counted contribution are absent).
+pub fn values_by_agent(
+    conn: &mut AnyConnection,
+    network_id: &str,
+    eq: &Compiled,
+    cutoff: NaiveDateTime,
+    as_of: NaiveDateTime,
+) -> Result<ByAgent, ApiError> {
+    let mut values = ByAgent::default();
+    each_weighed(conn, network_id, eq, cutoff, as_of, |w| {
+        let v = match values.get_mut(&w.agent_id) {
+            Some(v) => v,
+            None => values.entry(w.agent_id).or_insert(Decimal::ZERO),
+        };
+        *v = v
+            .checked_add(w.value)
+            .ok_or_else(|| ApiError::Conflict("values overflow".into()))?;
+        Ok(())
+    })?;
+    Ok(values)
 }
 
 /// A computed (not necessarily stored) distribution.
@@ -135,49 +193,109 @@ pub struct Job<'a> {
     pub salt: &'a str,
 }
 
-/// Computes a distribution from the database's state.
+/// Computes a distribution from the database's state, folding the contributions into the
+/// equation's pools as they are read.
 pub fn compute(conn: &mut AnyConnection, job: &Job<'_>) -> Result<Computed, ApiError> {
-    let contributions = weighed(conn, job.network_id, job.eq, job.cutoff, job.as_of)?;
-    let history = db::distributions::history(conn, job.network_id, job.before)?;
     let cutoff = DateTime::<Utc>::from_naive_utc_and_offset(job.cutoff, Utc);
-    let outcome = distribution::distribute(
-        job.eq,
-        job.amount_minor,
-        job.scale,
-        &contributions,
-        &history,
-        cutoff,
-        job.salt,
-    )
-    .map_err(|e| ApiError::Conflict(format!("the distribution cannot be computed: {}", e.0)))?;
-    Ok(Computed {
-        digest: digest(job, &contributions, &history),
-        outcome,
-    })
+    let cannot = |e: distribution::DistError| {
+        ApiError::Conflict(format!("the distribution cannot be computed: {}", e.0))
+    };
+    let mut gathered = distribution::Gatherer::new(job.eq, cutoff);
+    let mut digest = Digest::new(job);
+    each_weighed(conn, job.network_id, job.eq, job.cutoff, job.as_of, |w| {
+        digest.contribution(&w.id, &w.agent_id, w.value);
+        gathered.add(&w).map_err(cannot)
+    })?;
+    let history = db::distributions::history(conn, job.network_id, job.before)?;
+    let outcome = gathered
+        .distribute(job.amount_minor, job.scale, &history, job.salt)
+        .map_err(cannot)?;
+    let digest = match digest.finish(&history) {
+        Some(d) => d,
+        // The database ordered ids otherwise than byte by byte (a collation): hash them in
+        // byte order from a second, lighter read.
+        None => {
+            let mut all: Vec<(String, String, Decimal)> = Vec::new();
+            each_weighed(conn, job.network_id, job.eq, job.cutoff, job.as_of, |w| {
+                all.push((w.id, w.agent_id, w.value));
+                Ok(())
+            })?;
+            all.sort_by(|a, b| a.0.cmp(&b.0));
+            let mut sorted = Digest::new(job);
+            for (id, agent, value) in &all {
+                sorted.contribution(id, agent, *value);
+            }
+            sorted
+                .finish(&history)
+                .ok_or_else(|| ApiError::Internal("contribution ids repeat".into()))?
+        }
+    };
+    Ok(Computed { digest, outcome })
 }
 
-fn digest(job: &Job<'_>, contributions: &[Weighed], history: &History) -> String {
-    let mut h = Sha256::new();
-    h.update(format!(
-        "equation|{}\namount|{}|{}\ncutoff|{}\n",
-        job.eq.hash, job.amount_minor, job.scale, job.cutoff
-    ));
-    let mut cs: Vec<&Weighed> = contributions.iter().collect();
-    cs.sort_by(|a, b| a.id.cmp(&b.id));
-    for c in cs {
-        h.update(format!("c|{}|{}|{}\n", c.id, c.agent_id, c.value));
+/// SHA-256 over every input of a computation: the equation, amount, scale and cut-off, each
+/// counted contribution in id order (byte order) with its agent and value, then the history.
+struct Digest {
+    hash: Sha256,
+    line: String,
+    last: Option<String>,
+    in_order: bool,
+}
+
+impl Digest {
+    fn new(job: &Job<'_>) -> Self {
+        let mut hash = Sha256::new();
+        hash.update(format!(
+            "equation|{}\namount|{}|{}\ncutoff|{}\n",
+            job.eq.hash, job.amount_minor, job.scale, job.cutoff
+        ));
+        Digest {
+            hash,
+            line: String::new(),
+            last: None,
+            in_order: true,
+        }
     }
-    let mut paid: Vec<_> = history.paid.iter().collect();
-    paid.sort();
-    for ((b, a), v) in paid {
-        h.update(format!("paid|{b}|{a}|{v}\n"));
+
+    /// The next contribution; ids must come in increasing byte order.
+    fn contribution(&mut self, id: &str, agent: &str, value: Decimal) {
+        if !self.in_order {
+            return;
+        }
+        match &mut self.last {
+            Some(last) if last.as_str() >= id => {
+                self.in_order = false;
+                return;
+            }
+            Some(last) => {
+                last.clear();
+                last.push_str(id);
+            }
+            None => self.last = Some(id.to_owned()),
+        }
+        self.line.clear();
+        // Writing to a String cannot fail.
+        let _ = writeln!(self.line, "c|{id}|{agent}|{value}");
+        self.hash.update(self.line.as_bytes());
     }
-    let mut claims: Vec<_> = history.claims.iter().collect();
-    claims.sort();
-    for ((b, c), v) in claims {
-        h.update(format!("claim|{b}|{c}|{v}\n"));
+
+    /// The digest, or None when the contributions did not come in byte order.
+    fn finish(mut self, history: &History) -> Option<String> {
+        if !self.in_order {
+            return None;
+        }
+        let mut paid: Vec<_> = history.paid.iter().collect();
+        paid.sort();
+        for ((b, a), v) in paid {
+            self.hash.update(format!("paid|{b}|{a}|{v}\n"));
+        }
+        let mut claims: Vec<_> = history.claims.iter().collect();
+        claims.sort();
+        for ((b, c), v) in claims {
+            self.hash.update(format!("claim|{b}|{c}|{v}\n"));
+        }
+        Some(hex::encode(self.hash.finalize()))
     }
-    hex::encode(h.finalize())
 }
 
 /// Decides every proposal whose outcome is now certain or whose period has ended, and

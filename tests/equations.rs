@@ -11,6 +11,8 @@ on_both_backends!(
     equation_bad_input,
     equation_sets_validation_threshold,
     balanced_history_and_verification,
+    balanced_history_past_64_bits,
+    values_read_past_one_page,
     random_distributions_sum_exactly,
 );
 
@@ -539,20 +541,26 @@ async fn equation_sets_validation_threshold(app: TestApp) {
     assert_eq!(second["contribution_status"], "validated");
 }
 
-async fn balanced_history_and_verification(app: TestApp) {
-    let steward = app.network("lab", json!({})).await;
+/// A network under the balanced preset where Ada has 10 validated hours.
+async fn balanced_lab(app: &TestApp, network: Value) -> (Member, Member, Member, String) {
+    let steward = app.network("lab", network).await;
     let ada = app.join("lab", "Ada").await;
     let bob = app.join("lab", "Bob").await;
     let p = propose(
-        &app,
+        app,
         &steward,
         json!({ "title": "Balanced", "preset": "sourcecred_balanced" }),
     )
     .await;
-    vote(&app, &ada, &p, "yes").await;
-    vote(&app, &steward, &p, "yes").await;
-    let a = log(&app, &ada, "10", "x").await;
-    approve(&app, &bob, &a).await;
+    vote(app, &ada, &p, "yes").await;
+    vote(app, &steward, &p, "yes").await;
+    let a = log(app, &ada, "10", "x").await;
+    approve(app, &bob, &a).await;
+    (steward, ada, bob, a)
+}
+
+async fn balanced_history_and_verification(app: TestApp) {
+    let (steward, ada, bob, a) = balanced_lab(&app, json!({})).await;
     let income = |amount: &'static str| json!({ "amount": amount, "currency": "EUR", "source": "s", "received_at": "2026-01-01T00:00:00Z" });
     let i1 = app
         .post(&format!("{N}/income"), Some(&steward.token), income("100"))
@@ -629,6 +637,145 @@ async fn balanced_history_and_verification(app: TestApp) {
             "{v}"
         );
     }
+}
+
+/// The paid history is summed by the database where it can be exact; amounts of an
+/// 18-decimal currency pass 64 bits (SQLite's integer sum) and must still count exactly.
+async fn balanced_history_past_64_bits(app: TestApp) {
+    let (steward, ada, bob, _) = balanced_lab(
+        &app,
+        json!({ "currencies": [{ "code": "ETH", "scale": 18 }] }),
+    )
+    .await;
+    let distribute = |amount| app.income_then("lab", &steward, amount, "ETH", "distribution");
+    // 9 ETH twice: each line fits 64 bits (9e18 minor units), their sum does not.
+    let d1 = distribute("9").await;
+    let d2 = distribute("9").await;
+    assert_eq!(line(&d2, &ada.id)["amount_minor"], "9000000000000000000");
+    // Bob now has as much value: pot 18 + 18, Ada already has her 18, so Bob gets all.
+    let b = log(&app, &bob, "10", "x").await;
+    approve(&app, &ada, &b).await;
+    let d3 = distribute("18").await;
+    assert_eq!(d3["lines"].as_array().map(Vec::len), Some(1), "{d3}");
+    assert_eq!(line(&d3, &bob.id)["amount_minor"], "18000000000000000000");
+    // A line past 64 bits on its own: pot 36 + 100, targets 68 each, so 50 and 50.
+    let d4 = distribute("100").await;
+    assert_eq!(line(&d4, &ada.id)["amount"], "50.000000000000000000");
+    assert_eq!(line(&d4, &bob.id)["amount"], "50.000000000000000000");
+    // Then 2 more: both at 118 paid, equal targets: 1 and 1.
+    let d5 = distribute("2").await;
+    assert_eq!(line(&d5, &ada.id)["amount_minor"], "1000000000000000000");
+    assert_eq!(line(&d5, &bob.id)["amount_minor"], "1000000000000000000");
+    for d in [&d1, &d2, &d3, &d4, &d5] {
+        app.verifies("lab", d).await;
+    }
+}
+
+/// Shares and distributions read contributions 10,000 at a time: 21,001 contributions cross
+/// page boundaries, with tags and a correction on later pages, and nothing is counted twice
+/// or missed.
+async fn values_read_past_one_page(app: TestApp) {
+    let steward = app.network("lab", json!({})).await;
+    let ada = app.join("lab", "Ada").await;
+    let bob = app.join("lab", "Bob").await;
+    let cy = app.join("lab", "Cy").await;
+    let pool = |tags: Option<Vec<&str>>| {
+        let mut p = json!({ "policy": { "type": "pro_rata", "claim": "equity" } });
+        if let Some(t) = tags {
+            p["tags"] = json!(t);
+        }
+        p
+    };
+    let eq = json!({
+        "counting": { "statuses": ["pending", "validated"] },
+        "buckets": [
+            { "name": "all", "share": "straight", "percent": "50", "pool": pool(None) },
+            { "name": "design", "share": "straight", "percent": "50", "pool": pool(Some(vec!["design"])) }
+        ]
+    });
+    let p = propose(&app, &steward, json!({ "title": "Paged", "equation": eq })).await;
+    for m in [&steward, &ada, &bob] {
+        vote(&app, m, &p, "yes").await;
+    }
+    let batch = |who: &Member, n: usize, tag: Option<&str>| {
+        let items: Vec<Value> = (0..n)
+            .map(|_| {
+                let mut w = work("1");
+                if let Some(t) = tag {
+                    w["tags"] = json!([t]);
+                }
+                w
+            })
+            .collect();
+        let token = who.token.clone();
+        let app = &app;
+        async move {
+            app.post(
+                &format!("{N}/contributions/batch"),
+                Some(&token),
+                json!({ "items": items }),
+            )
+            .await
+            .ok(201);
+        }
+    };
+    let c = log(&app, &cy, "5", "x").await;
+    for _ in 0..12 {
+        batch(&ada, 1000, None).await;
+    }
+    for _ in 0..9 {
+        batch(&bob, 999, Some("design")).await;
+    }
+    // Cy's 5 hours are corrected to 10 after everything else: the correction and the
+    // contribution it supersedes are on different pages.
+    let mut fix = work("10");
+    fix["corrects"] = json!(c);
+    fix["description"] = json!("was ten hours");
+    app.post(&format!("{N}/contributions"), Some(&cy.token), fix)
+        .await
+        .ok(201);
+    let shares = app.get(&format!("{N}/shares"), None).await.ok(200);
+    assert_eq!(shares["total_value"], "21001", "{shares}");
+    let value = |who: &Member| {
+        shares["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .find(|i| i["agent_id"] == json!(who.id))
+            .map(|i| i["value"].clone())
+    };
+    assert_eq!(value(&ada), Some(json!("12000")));
+    assert_eq!(value(&bob), Some(json!("8991")));
+    assert_eq!(value(&cy), Some(json!("10")));
+    let preview = app
+        .income_then("lab", &steward, "42002", "EUR", "preview")
+        .await;
+    let amounts: Vec<(String, String)> = preview["lines"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .map(|l| {
+            (
+                l["bucket"].as_str().unwrap_or_default().to_owned(),
+                l["amount"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    // all: 21,001 to split 12,000 / 8,991 / 10; design: Bob alone.
+    let want: Vec<(String, String)> = [
+        ("all", "12000.00"),
+        ("all", "8991.00"),
+        ("all", "10.00"),
+        ("design", "21001.00"),
+    ]
+    .iter()
+    .map(|(b, a)| ((*b).to_owned(), (*a).to_owned()))
+    .collect();
+    let mut got = amounts.clone();
+    got.sort();
+    let mut want = want;
+    want.sort();
+    assert_eq!(got, want, "{preview}");
 }
 
 async fn random_distributions_sum_exactly(app: TestApp) {

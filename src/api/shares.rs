@@ -123,14 +123,7 @@ fn table(
     accounting::settle(conn, network, current)?;
     let force = accounting::in_force(conn, network, at)?
         .ok_or_else(|| ApiError::Conflict("no value equation was in force at that date".into()))?;
-    let weighed = accounting::weighed(conn, network, &force.eq, at, current)?;
-    let mut values: HashMap<String, Decimal> = HashMap::new();
-    for w in &weighed {
-        let v = values.entry(w.agent_id.clone()).or_insert(Decimal::ZERO);
-        *v = v
-            .checked_add(w.value)
-            .ok_or_else(|| ApiError::Conflict("values overflow".into()))?;
-    }
+    let values = accounting::values_by_agent(conn, network, &force.eq, at, current)?;
     let total = values
         .values()
         .try_fold(Decimal::ZERO, |s, v| s.checked_add(*v))

@@ -111,14 +111,12 @@ pub async fn snapshot_scores(
                     by_wallet.insert(w, m.agent_id);
                 }
             }
-            let mut values: HashMap<String, Decimal> = HashMap::new();
+            let mut values = crate::domain::distribution::ByAgent::default();
             if source == "shares" {
                 let force = accounting::in_force(conn, &network, at)?.ok_or_else(|| {
                     ApiError::Conflict("no value equation was in force at that date".into())
                 })?;
-                for w in accounting::weighed(conn, &network, &force.eq, at, now())? {
-                    *values.entry(w.agent_id).or_insert(Decimal::ZERO) += w.value;
-                }
+                values = accounting::values_by_agent(conn, &network, &force.eq, at, now())?;
             }
             let mut out = Vec::with_capacity(parsed.len());
             for a in &parsed {

@@ -11,8 +11,9 @@ use diesel::prelude::*;
 
 use super::rows::{ContributionRow, OutcomeRow, TagRow, ValidationRow};
 use super::schema::{contribution_outcomes, contribution_tags, contributions, validations};
+use super::types::Code;
 use super::AnyConnection;
-use crate::domain::contribution::Status;
+use crate::domain::contribution::{Kind, Status};
 
 /// Rows per multi-row INSERT: well under both backends' bind-parameter limits.
 const INSERT_CHUNK: usize = 500;
@@ -354,46 +355,98 @@ pub fn validations_by(
     q.order(validations::id).limit(limit).load(conn)
 }
 
-/// Every contribution of a network that occurred by `cutoff` and was recorded by `as_of`,
-/// with its tags and its status as it stood at `as_of` (corrections and outcomes recorded
-/// later are ignored, so a committed distribution can be recomputed exactly).
-pub fn snapshot(
+/// What a computation reads of one counted contribution.
+#[derive(Debug, Clone)]
+pub struct Counted {
+    /// Contribution id.
+    pub id: String,
+    /// Whose.
+    pub agent_id: String,
+    /// Kind (`other` for a kind this version does not know).
+    pub kind: Kind,
+    /// Quantity.
+    pub quantity: rust_decimal::Decimal,
+    /// Unit.
+    pub unit: String,
+    /// Skill.
+    pub skill: Option<String>,
+    /// When it happened.
+    pub occurred_at: NaiveDateTime,
+    /// Its tags.
+    pub tags: Vec<String>,
+    /// Its status as it stood at `as_of`.
+    pub status: Status,
+}
+
+type CountedCols = (
+    String,
+    String,
+    Code<Kind>,
+    super::types::DbDecimal,
+    String,
+    Option<String>,
+    super::types::FastTimestamp,
+    Option<Code<Status>>,
+);
+
+/// The network's contributions that happened by `cutoff` and were recorded by `as_of`,
+/// with their status as it stood at `as_of`: the page of at most `limit` after the id
+/// `after`, in id order. Reading page by page keeps a computation's memory bounded.
+pub fn snapshot_page(
     conn: &mut AnyConnection,
     network_id: &str,
     cutoff: NaiveDateTime,
     as_of: NaiveDateTime,
-) -> QueryResult<Vec<(ContributionRow, Vec<String>, Status)>> {
-    let rows: Vec<ContributionRow> = contributions::table
-        .filter(contributions::network_id.eq(network_id))
+    after: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<Counted>> {
+    let mut q = contributions::table
+        .left_join(
+            contribution_outcomes::table.on(contribution_outcomes::contribution_id
+                .eq(contributions::id)
+                .and(contribution_outcomes::decided_at.le(as_of))),
+        )
+        .filter(contributions::network_id.eq(network_id.to_owned()))
         .filter(contributions::occurred_at.le(cutoff))
         .filter(contributions::recorded_at.le(as_of))
         .order(contributions::id)
-        .select(ContributionRow::as_select())
-        .load(conn)?;
+        .limit(limit)
+        .select((
+            contributions::id,
+            contributions::agent_id,
+            contributions::kind,
+            contributions::quantity,
+            contributions::unit,
+            contributions::skill,
+            contributions::occurred_at,
+            contribution_outcomes::status.nullable(),
+        ))
+        .into_boxed();
+    if let Some(after) = after {
+        q = q.filter(contributions::id.gt(after.to_owned()));
+    }
+    let rows: Vec<CountedCols> = q.load(conn)?;
+    let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
+        return Ok(Vec::new());
+    };
+    let (first, last) = (first.0.clone(), last.0.clone());
+    // Corrections and tags of this page only, by the id range it covers.
     let corrected: std::collections::HashSet<String> = contributions::table
         .filter(contributions::network_id.eq(network_id))
         .filter(contributions::recorded_at.le(as_of))
-        .filter(contributions::corrects.is_not_null())
+        .filter(contributions::corrects.ge(&first))
+        .filter(contributions::corrects.le(&last))
         .select(contributions::corrects)
         .load::<Option<String>>(conn)?
         .into_iter()
         .flatten()
         .collect();
-    let outcomes: HashMap<String, String> = contribution_outcomes::table
-        .inner_join(contributions::table)
-        .filter(contributions::network_id.eq(network_id))
-        .filter(contribution_outcomes::decided_at.le(as_of))
-        .select((
-            contribution_outcomes::contribution_id,
-            contribution_outcomes::status,
-        ))
-        .load::<(String, String)>(conn)?
-        .into_iter()
-        .collect();
     let mut tags: HashMap<String, Vec<String>> = HashMap::new();
     for (id, tag) in contribution_tags::table
         .inner_join(contributions::table)
         .filter(contributions::network_id.eq(network_id))
+        .filter(contribution_tags::contribution_id.ge(&first))
+        .filter(contribution_tags::contribution_id.le(&last))
         .select((contribution_tags::contribution_id, contribution_tags::tag))
         .load::<(String, String)>(conn)?
     {
@@ -401,17 +454,25 @@ pub fn snapshot(
     }
     Ok(rows
         .into_iter()
-        .map(|r| {
-            let status = if corrected.contains(&r.id) {
-                Status::Superseded
-            } else {
-                outcomes
-                    .get(&r.id)
-                    .and_then(|s| Status::from_db(s))
-                    .unwrap_or(Status::Pending)
-            };
-            let t = tags.remove(&r.id).unwrap_or_default();
-            (r, t, status)
-        })
+        .map(
+            |(id, agent_id, kind, quantity, unit, skill, occurred_at, outcome)| {
+                let status = if corrected.contains(&id) {
+                    Status::Superseded
+                } else {
+                    outcome.and_then(|c| c.0).unwrap_or(Status::Pending)
+                };
+                Counted {
+                    tags: tags.remove(&id).unwrap_or_default(),
+                    id,
+                    agent_id,
+                    kind: kind.0.unwrap_or(Kind::Other),
+                    quantity: quantity.0,
+                    unit,
+                    skill,
+                    occurred_at: occurred_at.0,
+                    status,
+                }
+            },
+        )
         .collect())
 }

@@ -185,18 +185,28 @@ pub fn history(
     if ids.is_empty() {
         return Ok(h);
     }
-    let lines: Vec<(String, Option<String>, super::types::DbDecimal)> = distribution_lines::table
-        .filter(distribution_lines::distribution_id.eq_any(&ids))
-        .filter(distribution_lines::agent_id.is_not_null())
-        .select((
-            distribution_lines::bucket,
-            distribution_lines::agent_id,
-            distribution_lines::amount_minor,
-        ))
-        .load(conn)?;
-    for (bucket, agent, amount) in lines {
-        if let Some(a) = agent {
-            *h.paid.entry((bucket, a)).or_insert(Decimal::ZERO) += amount.0;
+    match paid_sums(conn, &ids)? {
+        Some(sums) => {
+            for (bucket, agent, amount) in sums {
+                *h.paid.entry((bucket, agent)).or_insert(Decimal::ZERO) += amount;
+            }
+        }
+        None => {
+            let lines: Vec<(String, Option<String>, super::types::DbDecimal)> =
+                distribution_lines::table
+                    .filter(distribution_lines::distribution_id.eq_any(&ids))
+                    .filter(distribution_lines::agent_id.is_not_null())
+                    .select((
+                        distribution_lines::bucket,
+                        distribution_lines::agent_id,
+                        distribution_lines::amount_minor,
+                    ))
+                    .load(conn)?;
+            for (bucket, agent, amount) in lines {
+                if let Some(a) = agent {
+                    *h.paid.entry((bucket, a)).or_insert(Decimal::ZERO) += amount.0;
+                }
+            }
         }
     }
     let claims: Vec<ClaimRow> = distribution_claims::table
@@ -209,6 +219,52 @@ pub fn history(
             .or_insert(Decimal::ZERO) += c.amount_minor.0;
     }
     Ok(h)
+}
+
+/// What the distributions `ids` paid each agent per bucket, summed by the database: exact on
+/// PostgreSQL (`NUMERIC`); on SQLite, whose amounts are decimal text, exact while every
+/// amount and sum fits a 64-bit integer. None when SQLite could not sum exactly (an amount
+/// past 64 bits, or an overflowing sum): the caller then sums the lines itself.
+fn paid_sums(
+    conn: &mut AnyConnection,
+    ids: &[String],
+) -> QueryResult<Option<Vec<(String, String, Decimal)>>> {
+    use diesel::dsl::sql;
+    use diesel::sql_types::Text;
+    let sqlite = matches!(conn, AnyConnection::Sqlite(_));
+    let kind = if sqlite {
+        "typeof(sum(amount_minor))"
+    } else {
+        "'integer'"
+    };
+    let sums = distribution_lines::table
+        .filter(distribution_lines::distribution_id.eq_any(ids))
+        .filter(distribution_lines::agent_id.is_not_null())
+        .group_by((distribution_lines::bucket, distribution_lines::agent_id))
+        .select((
+            distribution_lines::bucket,
+            distribution_lines::agent_id,
+            sql::<Text>("CAST(sum(amount_minor) AS TEXT)"),
+            sql::<Text>(kind),
+        ))
+        .load::<(String, Option<String>, String, String)>(conn);
+    let sums = match sums {
+        Ok(s) => s,
+        // SQLite's integer sum overflowed.
+        Err(_) if sqlite => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::with_capacity(sums.len());
+    for (bucket, agent, sum, kind) in sums {
+        let (Some(agent), "integer") = (agent, kind.as_str()) else {
+            return Ok(None);
+        };
+        let Ok(amount) = sum.parse::<Decimal>() else {
+            return Ok(None);
+        };
+        out.push((bucket, agent, amount.normalize()));
+    }
+    Ok(Some(out))
 }
 
 /// Everything paid to each agent by committed distributions: agent → currency → minor units.

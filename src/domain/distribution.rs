@@ -14,6 +14,10 @@ use super::allocation::{self, whole_text, AllocError};
 use super::contribution::Kind;
 use super::equation::{Claim, Compiled, Leftover, Policy, Pool, ShareType, Target, WEIGHT_DIGITS};
 
+/// A total per agent, keyed by agent id (hashed with foldhash: these maps are filled once per
+/// counted contribution).
+pub type ByAgent = foldhash::HashMap<String, Decimal>;
+
 /// A counted contribution with its weighted value.
 #[derive(Debug, Clone)]
 pub struct Weighed {
@@ -178,9 +182,265 @@ fn split_claims(
 struct Ctx<'a> {
     eq: &'a Compiled,
     history: &'a History,
-    cutoff: DateTime<Utc>,
     salt: &'a str,
     scale: u32,
+}
+
+/// A counted contribution as a claim in a debt, once or fifo pool.
+#[derive(Debug, Clone)]
+struct ClaimIn {
+    id: String,
+    agent_id: String,
+    occurred_at: DateTime<Utc>,
+    value: Decimal,
+}
+
+/// What one pool has gathered of the contributions so far.
+#[derive(Debug)]
+enum Gathered {
+    /// Per agent: its weight (pro-rata equity, immediate, recent, equal) or its value
+    /// (balanced, whose weights need the history).
+    PerAgent(ByAgent),
+    /// One claim per contribution (debt, once, fifo).
+    Claims(Vec<ClaimIn>),
+}
+
+fn add_to(map: &mut ByAgent, agent: &str, w: Decimal, what: &str) -> Result<(), DistError> {
+    match map.get_mut(agent) {
+        Some(e) => *e = checked(e.checked_add(w), what)?,
+        None => {
+            map.insert(agent.to_owned(), w);
+        }
+    }
+    Ok(())
+}
+
+/// The counted contributions folded, one at a time, into what each pool of an equation
+/// needs: a total per agent, or a claim per contribution in debt, once and fifo pools. A
+/// distribution is computed from this, so it never holds every contribution at once.
+#[derive(Debug)]
+pub struct Gatherer<'a> {
+    eq: &'a Compiled,
+    cutoff: DateTime<Utc>,
+    /// Per bucket, what its pool gathered (None for a bucket paid to a named target).
+    pools: Vec<Option<Gathered>>,
+}
+
+impl<'a> Gatherer<'a> {
+    /// Nothing gathered yet; contributions after `cutoff` will not count.
+    pub fn new(eq: &'a Compiled, cutoff: DateTime<Utc>) -> Self {
+        let pools = eq
+            .source
+            .buckets
+            .iter()
+            .map(|b| match (&b.to, &b.pool) {
+                (None, Some(pool)) => Some(match pool.policy {
+                    Policy::ProRata {
+                        claim: Claim::Debt | Claim::Once,
+                        ..
+                    }
+                    | Policy::Fifo { .. } => Gathered::Claims(Vec::new()),
+                    _ => Gathered::PerAgent(ByAgent::default()),
+                }),
+                _ => None,
+            })
+            .collect();
+        Gatherer { eq, cutoff, pools }
+    }
+
+    /// Adds one counted contribution to every pool it belongs to.
+    pub fn add(&mut self, c: &Weighed) -> Result<(), DistError> {
+        if c.occurred_at > self.cutoff {
+            return Ok(());
+        }
+        let buckets = self.eq.source.buckets.iter().zip(self.pools.iter_mut());
+        for (i, (bucket, gathered)) in buckets.enumerate() {
+            let (Some(pool), Some(gathered)) = (&bucket.pool, gathered) else {
+                continue;
+            };
+            if !in_pool(pool, c) {
+                continue;
+            }
+            let map = match gathered {
+                Gathered::Claims(claims) => {
+                    claims.push(ClaimIn {
+                        id: c.id.clone(),
+                        agent_id: c.agent_id.clone(),
+                        occurred_at: c.occurred_at,
+                        value: c.value,
+                    });
+                    continue;
+                }
+                Gathered::PerAgent(map) => map,
+            };
+            match &pool.policy {
+                Policy::Immediate {
+                    period_days,
+                    periods,
+                } => {
+                    let days = i64::from(*period_days) * i64::from(*periods);
+                    if c.occurred_at > self.cutoff - Duration::days(days) {
+                        add_to(map, &c.agent_id, c.value, "a pool weight")?;
+                    }
+                }
+                Policy::Recent { period_days, .. } => {
+                    let keep = Decimal::ONE - self.eq.params[i].discount;
+                    let age =
+                        (self.cutoff - c.occurred_at).num_days().max(0) / i64::from(*period_days);
+                    let factor = keep.checked_powi(age).unwrap_or(Decimal::ZERO);
+                    let w = checked(c.value.checked_mul(factor), "a recent weight")?;
+                    add_to(map, &c.agent_id, round_weight(w), "a pool weight")?;
+                }
+                Policy::Equal => {
+                    if !c.value.is_zero() && !map.contains_key(&c.agent_id) {
+                        map.insert(c.agent_id.clone(), Decimal::ONE);
+                    }
+                }
+                Policy::Balanced => add_to(map, &c.agent_id, c.value, "a value total")?,
+                Policy::ProRata { .. } | Policy::Fifo { .. } => {
+                    add_to(map, &c.agent_id, c.value, "a pool weight")?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Splits `amount` (whole minor units of a currency with `scale` digits) over what was
+    /// gathered, given what earlier distributions paid.
+    pub fn distribute(
+        mut self,
+        amount: Decimal,
+        scale: u32,
+        history: &History,
+        salt: &str,
+    ) -> Result<Outcome, DistError> {
+        if amount.is_sign_negative() || amount.fract() != Decimal::ZERO {
+            return Err(DistError(
+                "the amount must be a whole, non-negative number of minor units".into(),
+            ));
+        }
+        let eq = self.eq;
+        let ctx = Ctx {
+            eq,
+            history,
+            salt,
+            scale,
+        };
+        let leftover_to = leftover_recipient(eq);
+        let mut out = Outcome::default();
+        let mut budgets_total = Decimal::ZERO;
+        for (i, bucket) in eq.source.buckets.iter().enumerate() {
+            let base = match bucket.share {
+                ShareType::Straight => amount,
+                ShareType::Remaining => amount - budgets_total,
+            };
+            let budget = allocation::mul_div_floor(base, eq.percents[i], Decimal::ONE_HUNDRED)?;
+            budgets_total += budget;
+            let gathered = self.pools.get_mut(i).and_then(Option::take);
+            let (lines, claims) = match (&bucket.to, &bucket.pool, gathered) {
+                (Some(t), _, _) => {
+                    let r = match t {
+                        Target::Agent(a) => Recipient::Agent(a.to_string()),
+                        Target::Account(n) => Recipient::Account(n.clone()),
+                    };
+                    let line = Line {
+                        bucket: bucket.name.clone(),
+                        recipient: r,
+                        weight: Decimal::ONE,
+                        exact_share: whole_text(budget),
+                        amount: budget,
+                        leftover: false,
+                    };
+                    (vec![line], Vec::new())
+                }
+                (None, Some(pool), Some(gathered)) => {
+                    pool_lines(&ctx, i, &bucket.name, pool, budget, gathered)?
+                }
+                _ => (Vec::new(), Vec::new()),
+            };
+            let placed: Decimal = lines.iter().map(|l| l.amount).sum();
+            if placed > budget {
+                return Err(DistError(format!(
+                    "bucket {} placed more than its budget",
+                    bucket.name
+                )));
+            }
+            out.lines.extend(
+                lines
+                    .into_iter()
+                    .filter(|l| !l.amount.is_zero() || !l.weight.is_zero()),
+            );
+            out.claims.extend(claims);
+            if placed < budget {
+                let rest = budget - placed;
+                out.lines.push(Line {
+                    bucket: bucket.name.clone(),
+                    recipient: leftover_to.clone(),
+                    weight: Decimal::ZERO,
+                    exact_share: whole_text(rest),
+                    amount: rest,
+                    leftover: true,
+                });
+            }
+        }
+        if budgets_total < amount {
+            let rest = amount - budgets_total;
+            out.lines.push(Line {
+                bucket: "unallocated".into(),
+                recipient: leftover_to,
+                weight: Decimal::ZERO,
+                exact_share: whole_text(rest),
+                amount: rest,
+                leftover: true,
+            });
+        }
+        let total: Decimal = out.lines.iter().map(|l| l.amount).sum();
+        if total != amount {
+            return Err(DistError(format!("lines sum to {total}, not {amount}")));
+        }
+        Ok(out)
+    }
+}
+
+/// A balanced pool's weights: each agent's value share of everything this pool has paid
+/// plus `budget`, less what the agent was already paid by it (never below zero).
+fn balanced_weights(
+    ctx: &Ctx<'_>,
+    name: &str,
+    budget: Decimal,
+    values: ByAgent,
+) -> Result<BTreeMap<String, Decimal>, DistError> {
+    let mut weights = BTreeMap::new();
+    let total_value: Decimal = values
+        .values()
+        .try_fold(Decimal::ZERO, |a, v| a.checked_add(*v))
+        .unwrap_or(Decimal::MAX);
+    if total_value.is_zero() {
+        return Ok(weights);
+    }
+    let paid = |a: &str| {
+        ctx.history
+            .paid
+            .get(&(name.to_owned(), a.to_owned()))
+            .copied()
+            .unwrap_or_default()
+    };
+    let total_paid = values
+        .keys()
+        .try_fold(Decimal::ZERO, |s, a| s.checked_add(paid(a)));
+    let pot = checked(
+        total_paid.and_then(|p| p.checked_add(budget)),
+        "balanced target",
+    )?;
+    for (agent, v) in values {
+        let target = checked(
+            pot.checked_mul(v).and_then(|x| x.checked_div(total_value)),
+            "balanced target",
+        )?;
+        let weight = round_weight(target - paid(&agent));
+        weights.insert(agent, weight);
+    }
+    Ok(weights)
 }
 
 /// Places `budget` in a pool; returns the lines and claim payments (what is not placed is
@@ -191,93 +451,15 @@ fn pool_lines(
     name: &str,
     pool: &Pool,
     budget: Decimal,
-    members: &[&Weighed],
+    gathered: Gathered,
 ) -> Result<(Vec<Line>, Vec<ClaimPayment>), DistError> {
-    let params = &ctx.eq.params[index];
-    let mut weights: BTreeMap<String, Decimal> = BTreeMap::new();
-    let mut add = |agent: &str, w: Decimal| -> Result<(), DistError> {
-        let e = weights.entry(agent.to_owned()).or_insert(Decimal::ZERO);
-        *e = checked(e.checked_add(w), "a pool weight")?;
-        Ok(())
+    let mut weights: BTreeMap<String, Decimal> = match gathered {
+        Gathered::Claims(claims) => return claim_lines(ctx, index, name, pool, budget, &claims),
+        Gathered::PerAgent(values) if matches!(pool.policy, Policy::Balanced) => {
+            balanced_weights(ctx, name, budget, values)?
+        }
+        Gathered::PerAgent(weights) => weights.into_iter().collect(),
     };
-    match &pool.policy {
-        Policy::ProRata {
-            claim: Claim::Equity,
-            ..
-        } => {
-            for c in members {
-                add(&c.agent_id, c.value)?;
-            }
-        }
-        Policy::Immediate {
-            period_days,
-            periods,
-        } => {
-            let since = ctx.cutoff - Duration::days(i64::from(*period_days) * i64::from(*periods));
-            for c in members.iter().filter(|c| c.occurred_at > since) {
-                add(&c.agent_id, c.value)?;
-            }
-        }
-        Policy::Recent { period_days, .. } => {
-            let keep = Decimal::ONE - params.discount;
-            for c in members {
-                let age = (ctx.cutoff - c.occurred_at).num_days().max(0) / i64::from(*period_days);
-                let factor = keep.checked_powi(age).unwrap_or(Decimal::ZERO);
-                add(
-                    &c.agent_id,
-                    round_weight(checked(c.value.checked_mul(factor), "a recent weight")?),
-                )?;
-            }
-        }
-        Policy::Equal => {
-            for c in members.iter().filter(|c| !c.value.is_zero()) {
-                weights.insert(c.agent_id.clone(), Decimal::ONE);
-            }
-        }
-        Policy::Balanced => {
-            let mut values: BTreeMap<String, Decimal> = BTreeMap::new();
-            for c in members {
-                let e = values.entry(c.agent_id.clone()).or_insert(Decimal::ZERO);
-                *e = checked(e.checked_add(c.value), "a value total")?;
-            }
-            let total_value: Decimal = values
-                .values()
-                .try_fold(Decimal::ZERO, |a, v| a.checked_add(*v))
-                .unwrap_or(Decimal::MAX);
-            if !total_value.is_zero() {
-                let paid = |a: &str| {
-                    ctx.history
-                        .paid
-                        .get(&(name.to_owned(), a.to_owned()))
-                        .copied()
-                        .unwrap_or_default()
-                };
-                let total_paid = values
-                    .keys()
-                    .try_fold(Decimal::ZERO, |s, a| s.checked_add(paid(a)));
-                let pot = checked(
-                    total_paid.and_then(|p| p.checked_add(budget)),
-                    "balanced target",
-                )?;
-                for (agent, v) in &values {
-                    let target = checked(
-                        pot.checked_mul(*v).and_then(|x| x.checked_div(total_value)),
-                        "balanced target",
-                    )?;
-                    weights.insert(agent.clone(), round_weight(target - paid(agent)));
-                }
-            }
-        }
-        Policy::ProRata {
-            claim: Claim::Debt, ..
-        }
-        | Policy::ProRata {
-            claim: Claim::Once, ..
-        }
-        | Policy::Fifo { .. } => {
-            return claim_lines(ctx, index, name, pool, budget, members);
-        }
-    }
     weights.retain(|_, w| !w.is_zero());
     if weights.is_empty() {
         return Ok((Vec::new(), Vec::new()));
@@ -292,7 +474,7 @@ fn claim_lines(
     name: &str,
     pool: &Pool,
     budget: Decimal,
-    members: &[&Weighed],
+    members: &[ClaimIn],
 ) -> Result<(Vec<Line>, Vec<ClaimPayment>), DistError> {
     let params = &ctx.eq.params[index];
     let paid = |id: &str| {
@@ -303,7 +485,7 @@ fn claim_lines(
     };
     let minor = Decimal::from(10u64.pow(ctx.scale.min(18)));
     // (contribution, agent, weight-or-outstanding, occurred_at)
-    let mut claims: Vec<(&Weighed, Decimal)> = Vec::new();
+    let mut claims: Vec<(&ClaimIn, Decimal)> = Vec::new();
     for c in members {
         let w = match &pool.policy {
             Policy::ProRata {
@@ -445,94 +627,11 @@ pub fn distribute(
     cutoff: DateTime<Utc>,
     salt: &str,
 ) -> Result<Outcome, DistError> {
-    if amount.is_sign_negative() || amount.fract() != Decimal::ZERO {
-        return Err(DistError(
-            "the amount must be a whole, non-negative number of minor units".into(),
-        ));
+    let mut gathered = Gatherer::new(eq, cutoff);
+    for c in contributions {
+        gathered.add(c)?;
     }
-    let ctx = Ctx {
-        eq,
-        history,
-        cutoff,
-        salt,
-        scale,
-    };
-    let leftover_to = leftover_recipient(eq);
-    let mut out = Outcome::default();
-    let mut budgets_total = Decimal::ZERO;
-    for (i, bucket) in eq.source.buckets.iter().enumerate() {
-        let base = match bucket.share {
-            ShareType::Straight => amount,
-            ShareType::Remaining => amount - budgets_total,
-        };
-        let budget = allocation::mul_div_floor(base, eq.percents[i], Decimal::ONE_HUNDRED)?;
-        budgets_total += budget;
-        let (lines, claims) = match (&bucket.to, &bucket.pool) {
-            (Some(t), _) => {
-                let r = match t {
-                    Target::Agent(a) => Recipient::Agent(a.to_string()),
-                    Target::Account(n) => Recipient::Account(n.clone()),
-                };
-                let line = Line {
-                    bucket: bucket.name.clone(),
-                    recipient: r,
-                    weight: Decimal::ONE,
-                    exact_share: whole_text(budget),
-                    amount: budget,
-                    leftover: false,
-                };
-                (vec![line], Vec::new())
-            }
-            (None, Some(pool)) => {
-                let members: Vec<&Weighed> = contributions
-                    .iter()
-                    .filter(|c| c.occurred_at <= cutoff && in_pool(pool, c))
-                    .collect();
-                pool_lines(&ctx, i, &bucket.name, pool, budget, &members)?
-            }
-            (None, None) => (Vec::new(), Vec::new()),
-        };
-        let placed: Decimal = lines.iter().map(|l| l.amount).sum();
-        if placed > budget {
-            return Err(DistError(format!(
-                "bucket {} placed more than its budget",
-                bucket.name
-            )));
-        }
-        out.lines.extend(
-            lines
-                .into_iter()
-                .filter(|l| !l.amount.is_zero() || !l.weight.is_zero()),
-        );
-        out.claims.extend(claims);
-        if placed < budget {
-            let rest = budget - placed;
-            out.lines.push(Line {
-                bucket: bucket.name.clone(),
-                recipient: leftover_to.clone(),
-                weight: Decimal::ZERO,
-                exact_share: whole_text(rest),
-                amount: rest,
-                leftover: true,
-            });
-        }
-    }
-    if budgets_total < amount {
-        let rest = amount - budgets_total;
-        out.lines.push(Line {
-            bucket: "unallocated".into(),
-            recipient: leftover_to,
-            weight: Decimal::ZERO,
-            exact_share: whole_text(rest),
-            amount: rest,
-            leftover: true,
-        });
-    }
-    let total: Decimal = out.lines.iter().map(|l| l.amount).sum();
-    if total != amount {
-        return Err(DistError(format!("lines sum to {total}, not {amount}")));
-    }
-    Ok(out)
+    gathered.distribute(amount, scale, history, salt)
 }
 
 #[cfg(test)]

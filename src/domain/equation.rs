@@ -706,14 +706,16 @@ pub struct WeighError {
 impl Compiled {
     /// The rate for a contribution: most specific valid rule, else the default.
     pub fn rate_for(&self, c: &Facts) -> Decimal {
-        let agent: Option<AgentId> = c.agent_id.parse().ok();
+        // Parsed only if a rule names an agent.
+        let agent = std::cell::OnceCell::new();
+        let agent = || *agent.get_or_init(|| c.agent_id.parse::<AgentId>().ok());
         let valid = |r: &RateRule| {
             r.kind == c.kind
                 && r.valid_from.is_none_or(|f| c.occurred_at >= f)
                 && r.valid_to.is_none_or(|t| c.occurred_at < t)
         };
         let rank = |r: &RateRule| match (&r.agent_id, &r.skill) {
-            (Some(a), Some(s)) if Some(*a) == agent && Some(s) == c.skill.as_ref() => Some(3),
+            (Some(a), Some(s)) if Some(s) == c.skill.as_ref() && Some(*a) == agent() => Some(3),
             (None, Some(s)) if Some(s) == c.skill.as_ref() => Some(2),
             (None, None) => Some(1),
             _ => None,

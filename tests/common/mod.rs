@@ -402,6 +402,49 @@ impl TestApp {
         .ok(201)
     }
 
+    /// Records income of `amount` `currency` in network `slug` as `steward`, then `action`s
+    /// it (`preview` or `distribution`); returns that answer.
+    pub async fn income_then(
+        &self,
+        slug: &str,
+        steward: &Member,
+        amount: &str,
+        currency: &str,
+        action: &str,
+    ) -> Value {
+        let income = self
+            .post(
+                &format!("/v1/networks/{slug}/income"),
+                Some(&steward.token),
+                json!({ "amount": amount, "currency": currency, "source": "s", "received_at": "2026-01-01T00:00:00Z" }),
+            )
+            .await
+            .ok(201);
+        let id = income["id"].as_str().expect("income id");
+        let res = self
+            .post(
+                &format!("/v1/networks/{slug}/income/{id}/{action}"),
+                Some(&steward.token),
+                json!({}),
+            )
+            .await;
+        res.ok(if action == "preview" { 200 } else { 201 })
+    }
+
+    /// Whether a distribution still verifies (anonymous read).
+    pub async fn verifies(&self, slug: &str, distribution: &Value) -> Value {
+        let id = distribution["id"].as_str().expect("distribution id");
+        let v = self
+            .get(
+                &format!("/v1/networks/{slug}/distributions/{id}/verify"),
+                None,
+            )
+            .await
+            .ok(200);
+        assert_eq!(v["matches"], true, "{v}");
+        v
+    }
+
     /// How many contributions a network has (as `token`).
     pub async fn count_contributions(&self, slug: &str, token: Option<&str>) -> usize {
         let mut n = 0;
