@@ -402,9 +402,12 @@ pub fn snapshot_page(
 ) -> QueryResult<Vec<Counted>> {
     let mut q = contributions::table
         .left_join(
+            // The repeated `> after` lets PostgreSQL's merge join start both index scans
+            // at the page instead of walking the outcomes from the first.
             contribution_outcomes::table.on(contribution_outcomes::contribution_id
                 .eq(contributions::id)
-                .and(contribution_outcomes::decided_at.le(as_of))),
+                .and(contribution_outcomes::decided_at.le(as_of))
+                .and(contribution_outcomes::contribution_id.gt(after.unwrap_or("").to_owned()))),
         )
         .filter(contributions::network_id.eq(network_id.to_owned()))
         .filter(contributions::occurred_at.le(cutoff))
@@ -456,13 +459,18 @@ pub fn snapshot_page(
         .into_iter()
         .map(
             |(id, agent_id, kind, quantity, unit, skill, occurred_at, outcome)| {
-                let status = if corrected.contains(&id) {
+                // Most pages have no corrections and no tags: skip hashing every id then.
+                let status = if !corrected.is_empty() && corrected.contains(&id) {
                     Status::Superseded
                 } else {
                     outcome.and_then(|c| c.0).unwrap_or(Status::Pending)
                 };
                 Counted {
-                    tags: tags.remove(&id).unwrap_or_default(),
+                    tags: if tags.is_empty() {
+                        Vec::new()
+                    } else {
+                        tags.remove(&id).unwrap_or_default()
+                    },
                     id,
                     agent_id,
                     kind: kind.0.unwrap_or(Kind::Other),
