@@ -6,7 +6,8 @@ from pathlib import Path
 
 
 def ms(seconds):
-    return f"{seconds * 1000:.1f} ms"
+    # oha reports no percentile when no request finished within the run.
+    return "none finished" if seconds is None else f"{seconds * 1000:.1f} ms"
 
 
 def num(x):
@@ -50,7 +51,7 @@ def backend_section(name, r, sizes):
     for what, rd in h["reads"].items():
         out.append(
             f"| `GET {what}` at {sizes['read_rate']:,} req/s: p50 / p99 (achieved req/s) | "
-            f"{ms(rd['p50'])} / {ms(rd['p99'])} ({num(rd['rps'])}) | — | | p99 ≤ 10 ms | {verdict(rd['p99'] <= 0.010 and rd['non_2xx'] == 0)} |")
+            f"{ms(rd['p50'])} / {ms(rd['p99'])} ({num(rd['rps'])}) | — | | p99 ≤ 10 ms | {verdict(rd['p99'] is not None and rd['p99'] <= 0.010 and rd['non_2xx'] == 0)} |")
     out.append(
         f"| server RSS idle / peak during the HTTP runs | {h['idle_rss_kib'] / 1024:.0f} MiB / {h['peak_rss_kib'] / 1024:.0f} MiB | — | | idle ≤ 50 MB | {verdict(h['idle_rss_kib'] * 1024 <= 50e6)} |")
     for n, d in r["distribution"].items():

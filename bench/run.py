@@ -644,7 +644,14 @@ def main():
     ap.add_argument("--parts", default=",".join(PARTS),
                     help="a subset of " + ",".join(PARTS) + " (then only the raw figures are written)")
     ap.add_argument("--bin", help="measure this server binary instead of building target/release/holoptic")
+    ap.add_argument("--render", metavar="JSON",
+                    help="only write BENCHMARKS.md from an earlier run's raw figures")
     args = ap.parse_args()
+    if args.render:
+        from report import render  # noqa: E402 (bench/report.py, beside this file)
+
+        Path(args.out).write_text(render(json.loads(Path(args.render).read_text())))
+        return
     parts = tuple(args.parts.split(","))
     if any(p not in PARTS for p in parts):
         raise SystemExit(f"--parts: each must be one of {', '.join(PARTS)}")
