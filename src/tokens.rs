@@ -393,8 +393,13 @@ pub fn holding(
     at: NaiveDateTime,
 ) -> Result<Holding, ApiError> {
     let account = agent_account(agent);
-    let entries = db::ledger::account_entries(conn, network_id, &account, Some(at))?;
-    let total: Decimal = entries.iter().map(|e| e.amount_minor.0).sum();
+    let total = match db::ledger::account_total(conn, network_id, &account, at)? {
+        Some(t) => t,
+        None => db::ledger::account_entries(conn, network_id, &account, Some(at))?
+            .iter()
+            .map(|e| e.amount_minor.0)
+            .sum(),
+    };
     let departed =
         db::ledger::departure(conn, network_id, agent)?.is_some_and(|d| d.recorded_at <= at);
     if departed {
@@ -403,6 +408,7 @@ pub fn holding(
             unvested: Decimal::ZERO,
         });
     }
+    let entries = db::ledger::vesting_entries(conn, network_id, &account, at)?;
     let vesting: Vec<&EntryRow> = entries
         .iter()
         .filter(|e| e.vest_end.is_some() && e.amount_minor.0 > Decimal::ZERO)

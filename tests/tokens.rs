@@ -17,6 +17,7 @@ on_both_backends!(
     minted_at_distribution,
     random_sequence_matches_a_model,
     concurrent_minting_approvals_never_deadlock,
+    balances_past_64_bits,
 );
 
 const N: &str = "/v1/networks/lab";
@@ -24,13 +25,18 @@ const N: &str = "/v1/networks/lab";
 /// A network with a FAB token (2 decimals) and an equation with these token rules,
 /// adopted by the steward and Ada; returns (steward, ada, bob).
 async fn setup(app: &TestApp, token_rules: Value) -> (Member, Member, Member) {
+    setup_with(app, 2, token_rules).await
+}
+
+/// As [`setup`], with a token of `decimals` decimals.
+async fn setup_with(app: &TestApp, decimals: u32, token_rules: Value) -> (Member, Member, Member) {
     let steward = app.network("lab", json!({})).await;
     let ada = app.join("lab", "Ada").await;
     let bob = app.join("lab", "Bob").await;
     app.post(
         &format!("{N}/token"),
         Some(&steward.token),
-        json!({ "symbol": "FAB", "name": "Fab token", "decimals": 2 }),
+        json!({ "symbol": "FAB", "name": "Fab token", "decimals": decimals }),
     )
     .await
     .ok(201);
@@ -699,5 +705,28 @@ async fn concurrent_minting_approvals_never_deadlock(app: TestApp) {
         started.elapsed()
     );
     assert_eq!(balance(&app, &ada).await["total"], json!("32.00"));
+    assert_ledger_ok(&app).await;
+}
+
+/// Balances are summed by the database where that is exact; with 18 decimals an entry (or a
+/// sum of entries) passes 64 bits, and the balance must still be exact.
+async fn balances_past_64_bits(app: TestApp) {
+    let (_, ada, bob) = setup_with(
+        &app,
+        18,
+        json!({ "mint_on": "validation", "per_unit": "1", "transferable": true }),
+    )
+    .await;
+    // 9 tokens = 9e18 units each: each entry fits 64 bits, their sum does not.
+    validated_work(&app, &ada, &bob, "9").await;
+    validated_work(&app, &ada, &bob, "9").await;
+    // 100 tokens = 1e20 units: past 64 bits on its own.
+    validated_work(&app, &bob, &ada, "100").await;
+    validated_work(&app, &bob, &ada, "1").await;
+    let a = balance(&app, &ada).await;
+    assert_eq!(a["total"], "18.000000000000000000", "{a}");
+    assert_eq!(a["vested"], "18.000000000000000000", "{a}");
+    let b = balance(&app, &bob).await;
+    assert_eq!(b["total"], "101.000000000000000000", "{b}");
     assert_ledger_ok(&app).await;
 }

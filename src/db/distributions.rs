@@ -230,13 +230,9 @@ fn paid_sums(
     ids: &[String],
 ) -> QueryResult<Option<Vec<(String, String, Decimal)>>> {
     use diesel::dsl::sql;
-    use diesel::sql_types::Text;
+    use diesel::sql_types::{Nullable, Text};
     let sqlite = matches!(conn, AnyConnection::Sqlite(_));
-    let kind = if sqlite {
-        "typeof(sum(amount_minor))"
-    } else {
-        "'integer'"
-    };
+    let (sum, kind) = super::types::sum_sql(conn, "amount_minor");
     let sums = distribution_lines::table
         .filter(distribution_lines::distribution_id.eq_any(ids))
         .filter(distribution_lines::agent_id.is_not_null())
@@ -244,10 +240,10 @@ fn paid_sums(
         .select((
             distribution_lines::bucket,
             distribution_lines::agent_id,
-            sql::<Text>("CAST(sum(amount_minor) AS TEXT)"),
-            sql::<Text>(kind),
+            sql::<Nullable<Text>>(&sum),
+            sql::<Text>(&kind),
         ))
-        .load::<(String, Option<String>, String, String)>(conn);
+        .load::<(String, Option<String>, Option<String>, String)>(conn);
     let sums = match sums {
         Ok(s) => s,
         // SQLite's integer sum overflowed.
@@ -256,13 +252,11 @@ fn paid_sums(
     };
     let mut out = Vec::with_capacity(sums.len());
     for (bucket, agent, sum, kind) in sums {
-        let (Some(agent), "integer") = (agent, kind.as_str()) else {
+        let (Some(agent), Some(amount)) = (agent, super::types::exact_sum(sum.as_deref(), &kind))
+        else {
             return Ok(None);
         };
-        let Ok(amount) = sum.parse::<Decimal>() else {
-            return Ok(None);
-        };
-        out.push((bucket, agent, amount.normalize()));
+        out.push((bucket, agent, amount));
     }
     Ok(Some(out))
 }

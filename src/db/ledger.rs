@@ -128,6 +128,54 @@ pub fn account_entries(
     q.order(ledger_entries::id).load(conn)
 }
 
+/// An account's balance at `at`, summed by the database from its entries (None when SQLite
+/// could not sum exactly: see [`super::types::sum_sql`]).
+pub fn account_total(
+    conn: &mut AnyConnection,
+    network_id: &str,
+    account: &str,
+    at: NaiveDateTime,
+) -> QueryResult<Option<Decimal>> {
+    use diesel::dsl::sql;
+    use diesel::sql_types::{Nullable, Text};
+    let sqlite = matches!(conn, AnyConnection::Sqlite(_));
+    let (sum, kind) = super::types::sum_sql(conn, "amount_minor");
+    let row = ledger_entries::table
+        .filter(ledger_entries::network_id.eq(network_id))
+        .filter(ledger_entries::account.eq(account))
+        .filter(ledger_entries::created_at.le(at))
+        .select((sql::<Nullable<Text>>(&sum), sql::<Text>(&kind)))
+        .first::<(Option<String>, String)>(conn);
+    match row {
+        Ok((sum, kind)) => Ok(super::types::exact_sum(sum.as_deref(), &kind)),
+        // SQLite's integer sum overflowed.
+        Err(_) if sqlite => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// An account's entries made by `at` that are still vesting then (before their end or their
+/// cliff): the only ones whose unvested part is not zero.
+pub fn vesting_entries(
+    conn: &mut AnyConnection,
+    network_id: &str,
+    account: &str,
+    at: NaiveDateTime,
+) -> QueryResult<Vec<EntryRow>> {
+    ledger_entries::table
+        .filter(ledger_entries::network_id.eq(network_id))
+        .filter(ledger_entries::account.eq(account))
+        .filter(ledger_entries::created_at.le(at))
+        .filter(
+            ledger_entries::vest_end
+                .gt(at)
+                .or(ledger_entries::vest_cliff.gt(at)),
+        )
+        .select(EntryRow::as_select())
+        .order(ledger_entries::id)
+        .load(conn)
+}
+
 /// A page of an account's entries with their transactions, newest first.
 pub fn entries_page(
     conn: &mut AnyConnection,

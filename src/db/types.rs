@@ -75,6 +75,32 @@ impl ToSql<Dec, MultiBackend> for DbDecimal {
     }
 }
 
+/// SQL for summing a [`Dec`] column exactly in the database, and for telling whether the sum
+/// came out exact: PostgreSQL sums `NUMERIC` exactly; SQLite sums decimal text as 64-bit
+/// integers while every value is whole and fits, and otherwise as a float (or fails on
+/// overflow), which [`exact_sum`] refuses so the caller sums the rows itself.
+pub fn sum_sql(conn: &super::AnyConnection, column: &str) -> (String, String) {
+    match conn {
+        super::AnyConnection::Sqlite(_) => (
+            format!("CAST(sum({column}) AS TEXT)"),
+            format!("coalesce(typeof(sum({column})), 'null')"),
+        ),
+        super::AnyConnection::Postgres(_) => (
+            format!("CAST(sum({column}) AS TEXT)"),
+            "'integer'".to_owned(),
+        ),
+    }
+}
+
+/// The sum that [`sum_sql`]'s pair of columns gave, if it is exact (an empty sum is zero).
+pub fn exact_sum(sum: Option<&str>, kind: &str) -> Option<Decimal> {
+    match (sum, kind) {
+        (None, _) => Some(Decimal::ZERO),
+        (Some(text), "integer") => Decimal::from_str(text).ok().map(|d| d.normalize()),
+        _ => None,
+    }
+}
+
 /// A `TIMESTAMP` read for a hot loop. SQLite stores timestamps as text, and diesel's reader
 /// tries chrono format strings one after another; the layout diesel writes
 /// (`YYYY-MM-DD HH:MM:SS[.fraction]`) is parsed here by hand, anything else by chrono.
