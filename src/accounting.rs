@@ -153,14 +153,8 @@ pub fn values_by_agent(
 ) -> Result<ByAgent, ApiError> {
     let mut values = ByAgent::default();
     each_weighed(conn, network_id, eq, cutoff, as_of, |w| {
-        let v = match values.get_mut(&w.agent_id) {
-            Some(v) => v,
-            None => values.entry(w.agent_id).or_insert(Decimal::ZERO),
-        };
-        *v = v
-            .checked_add(w.value)
-            .ok_or_else(|| ApiError::Conflict("values overflow".into()))?;
-        Ok(())
+        distribution::add_to(&mut values, &w.agent_id, w.value, "values")
+            .map_err(|e| ApiError::Conflict(e.0))
     })?;
     Ok(values)
 }
@@ -238,7 +232,8 @@ pub fn compute(conn: &mut AnyConnection, job: &Job<'_>) -> Result<Computed, ApiE
 struct Digest {
     hash: Sha256,
     line: String,
-    last: Option<String>,
+    /// The last id hashed (empty before the first: ids are never empty).
+    last: String,
     in_order: bool,
 }
 
@@ -252,7 +247,7 @@ impl Digest {
         Digest {
             hash,
             line: String::new(),
-            last: None,
+            last: String::new(),
             in_order: true,
         }
     }
@@ -262,17 +257,12 @@ impl Digest {
         if !self.in_order {
             return;
         }
-        match &mut self.last {
-            Some(last) if last.as_str() >= id => {
-                self.in_order = false;
-                return;
-            }
-            Some(last) => {
-                last.clear();
-                last.push_str(id);
-            }
-            None => self.last = Some(id.to_owned()),
+        if !self.last.is_empty() && self.last.as_str() >= id {
+            self.in_order = false;
+            return;
         }
+        self.last.clear();
+        self.last.push_str(id);
         self.line.clear();
         // Writing to a String cannot fail.
         let _ = writeln!(self.line, "c|{id}|{agent}|{value}");

@@ -400,18 +400,20 @@ pub fn snapshot_page(
     after: Option<&str>,
     limit: i64,
 ) -> QueryResult<Vec<Counted>> {
-    let mut q = contributions::table
+    let after = after.unwrap_or("");
+    let rows: Vec<CountedCols> = contributions::table
         .left_join(
             // The repeated `> after` lets PostgreSQL's merge join start both index scans
             // at the page instead of walking the outcomes from the first.
             contribution_outcomes::table.on(contribution_outcomes::contribution_id
                 .eq(contributions::id)
                 .and(contribution_outcomes::decided_at.le(as_of))
-                .and(contribution_outcomes::contribution_id.gt(after.unwrap_or("").to_owned()))),
+                .and(contribution_outcomes::contribution_id.gt(after))),
         )
         .filter(contributions::network_id.eq(network_id.to_owned()))
         .filter(contributions::occurred_at.le(cutoff))
         .filter(contributions::recorded_at.le(as_of))
+        .filter(contributions::id.gt(after))
         .order(contributions::id)
         .limit(limit)
         .select((
@@ -424,11 +426,7 @@ pub fn snapshot_page(
             contributions::occurred_at,
             contribution_outcomes::status.nullable(),
         ))
-        .into_boxed();
-    if let Some(after) = after {
-        q = q.filter(contributions::id.gt(after.to_owned()));
-    }
-    let rows: Vec<CountedCols> = q.load(conn)?;
+        .load(conn)?;
     let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
         return Ok(Vec::new());
     };

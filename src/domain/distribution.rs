@@ -205,7 +205,8 @@ enum Gathered {
     Claims(Vec<ClaimIn>),
 }
 
-fn add_to(map: &mut ByAgent, agent: &str, w: Decimal, what: &str) -> Result<(), DistError> {
+/// Adds `w` to `agent`'s total (allocating its key only the first time).
+pub fn add_to(map: &mut ByAgent, agent: &str, w: Decimal, what: &str) -> Result<(), DistError> {
     match map.get_mut(agent) {
         Some(e) => *e = checked(e.checked_add(w), what)?,
         None => {
