@@ -200,7 +200,10 @@ impl From<DbError> for ApiError {
 impl From<diesel::result::Error> for ApiError {
     fn from(e: diesel::result::Error) -> Self {
         use diesel::result::{DatabaseErrorKind as K, Error as E};
-        if let E::DatabaseError(K::UniqueViolation, _) = &e {
+        if let E::DatabaseError(K::UniqueViolation, info) = &e {
+            if info.message() == crate::db::idempotency::KEY_TAKEN {
+                return ApiError::IdempotencyInProgress;
+            }
             return ApiError::Conflict("a record with the same unique key already exists".into());
         }
         if is_transient_error(&e) {

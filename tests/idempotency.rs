@@ -1,22 +1,36 @@
-//! The outermost write transaction of a request marks its Idempotency-Key applied, in the
-//! same transaction: committed writes and applied keys can never disagree.
+//! The outermost write transaction of a request records its Idempotency-Key, in the same
+//! transaction: committed writes and recorded keys can never disagree.
 
 mod common;
 
 use common::{Backend, TestDb};
 use diesel::prelude::*;
-use holoptic::db::idempotency::{claim, Claim, REQUEST_CLAIM};
+use holoptic::db::conn::write_tx_reply;
+use holoptic::db::idempotency::{claim, Claim, Outcome, RequestKey, KEY_TAKEN, REQUEST_CLAIM};
 use holoptic::db::{self, write_tx, DatabaseUrl, Db, DbError, PoolSettings};
 
-fn state(db: &Db) -> String {
+fn states(db: &Db) -> Vec<(String, String)> {
+    use holoptic::db::schema::idempotency_keys::dsl::*;
     let mut conn = db.get().expect("conn");
-    holoptic::db::schema::idempotency_keys::table
-        .select(holoptic::db::schema::idempotency_keys::state)
-        .first::<String>(&mut conn)
-        .expect("row")
+    idempotency_keys
+        .select((idem_key, state))
+        .order(idem_key)
+        .load(&mut conn)
+        .expect("rows")
 }
 
-async fn marks(backend: Backend) {
+async fn look(db: &Db, key: &'static str, later_minutes: i64) -> Claim {
+    let stale = db::rows::now() + chrono::Duration::minutes(later_minutes - 5);
+    db.run(move |conn| claim(conn, "scope", key, "hash", stale).map_err(DbError::from))
+        .await
+        .expect("claim")
+}
+
+fn key(k: &str) -> RequestKey {
+    RequestKey::new("scope".into(), k.into(), "hash".into())
+}
+
+async fn records(backend: Backend) {
     let (_guard, url) = TestDb::create(backend);
     let db = Db::new(
         &DatabaseUrl::parse(&url).expect("url"),
@@ -27,66 +41,81 @@ async fn marks(backend: Backend) {
     )
     .expect("pool");
     db::migrate(&mut db.get().expect("conn")).expect("migrate");
-    let now = db::rows::now();
-    let fresh = db
-        .run(move |conn| {
-            claim(
-                conn,
-                "scope",
-                "k",
-                "hash",
-                now,
-                now - chrono::Duration::minutes(5),
-            )
-            .map_err(DbError::from)
-        })
-        .await
-        .expect("claim");
-    assert!(matches!(fresh, Claim::Fresh));
-    assert_eq!(state(&db), "in_progress");
-    // A write that fails leaves the key in progress (rolled back with it).
+    // Looking a key up writes nothing.
+    assert!(matches!(look(&db, "k", 0).await, Claim::Fresh));
+    assert!(states(&db).is_empty());
+    // A write that fails records nothing.
+    let first = key("k");
     let failed: Result<(), DbError> = REQUEST_CLAIM
         .scope(
-            Some(("scope".into(), "k".into())),
+            Some(first.clone()),
             db.run(|conn| write_tx(conn, |_| Err(DbError::Task("boom".into())))),
         )
         .await;
     assert!(failed.is_err());
-    assert_eq!(state(&db), "in_progress");
-    // A write that commits marks it applied, nested transactions included.
+    assert!(states(&db).is_empty());
+    assert_eq!(first.outcome(), Outcome::Unwritten);
+    // A write that commits records the key applied, nested transactions included.
     REQUEST_CLAIM
         .scope(
-            Some(("scope".into(), "k".into())),
+            Some(first.clone()),
             db.run(|conn| write_tx(conn, |conn| write_tx(conn, |_| Ok::<_, DbError>(())))),
         )
         .await
         .expect("write");
-    assert_eq!(state(&db), "applied");
+    assert_eq!(states(&db), [("k".to_owned(), "applied".to_owned())]);
+    assert_eq!(first.outcome(), Outcome::Applied);
+    assert!(matches!(look(&db, "k", 0).await, Claim::InProgress));
+    // A racing request with the same key that writes second is refused and rolled back.
+    let racer = key("k");
+    let lost: Result<(), DbError> = REQUEST_CLAIM
+        .scope(
+            Some(racer.clone()),
+            db.run(|conn| {
+                write_tx(conn, |conn| {
+                    diesel::sql_query(
+                        "UPDATE idempotency_keys SET state = 'done' WHERE idem_key = 'k'",
+                    )
+                    .execute(conn)?;
+                    Ok(())
+                })
+            }),
+        )
+        .await;
+    let Err(DbError::Query(diesel::result::Error::DatabaseError(_, info))) = lost else {
+        panic!("the second write must fail: {lost:?}");
+    };
+    assert_eq!(info.message(), KEY_TAKEN);
+    assert_eq!(states(&db), [("k".to_owned(), "applied".to_owned())]);
+    assert_eq!(racer.outcome(), Outcome::Unwritten);
     // Applied and stale: the claim says the response was lost, so nothing runs twice.
-    let later = now + chrono::Duration::minutes(10);
-    let again = db
-        .run(move |conn| {
-            claim(
-                conn,
-                "scope",
-                "k",
-                "hash",
-                later,
-                later - chrono::Duration::minutes(5),
-            )
-            .map_err(DbError::from)
-        })
+    assert!(matches!(
+        look(&db, "k", 10).await,
+        Claim::AppliedResponseLost
+    ));
+    // A write that builds its answer stores it with the write, replayed afterwards.
+    let replied = key("r");
+    let body = REQUEST_CLAIM
+        .scope(
+            Some(replied.clone()),
+            db.run(|conn| write_tx_reply(conn, 201, |_| Ok::<_, DbError>(vec![1, 2]))),
+        )
         .await
-        .expect("claim");
-    assert!(matches!(again, Claim::AppliedResponseLost));
+        .expect("reply");
+    assert_eq!(body, "[1,2]");
+    assert_eq!(replied.outcome(), Outcome::Stored);
+    let Claim::Replay { status, body, .. } = look(&db, "r", 0).await else {
+        panic!("a stored answer is replayed");
+    };
+    assert_eq!((status, body.as_str()), (201, "[1,2]"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite() {
-    marks(Backend::Sqlite).await;
+    records(Backend::Sqlite).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres() {
-    marks(Backend::Postgres).await;
+    records(Backend::Postgres).await;
 }

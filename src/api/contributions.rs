@@ -15,10 +15,11 @@ use super::{
     Page,
 };
 use crate::auth::{Authenticated, Caller};
+use crate::db::conn::{write_tx_reply, REPLY_CONTENT_TYPE};
 use crate::db::contributions::{ContributionView, ListFilter};
 use crate::db::rows::{now, ContributionRow, TagRow};
 use crate::db::types::DbDecimal;
-use crate::db::{self, write_tx, AnyConnection};
+use crate::db::{self, AnyConnection};
 use crate::domain::contribution::{self, ContributionDraft, Kind, RawContribution, Status};
 use crate::domain::ids::{AgentId, ContributionId, NetworkId};
 use crate::domain::network::{Currency, Role};
@@ -331,10 +332,17 @@ pub(crate) fn record(
         });
     }
     db::contributions::insert(conn, &rows, &tags)?;
+    let mut row_tags: HashMap<&str, Vec<&str>> = HashMap::new();
+    for t in &tags {
+        row_tags
+            .entry(t.contribution_id.as_str())
+            .or_default()
+            .push(t.tag.as_str());
+    }
     let entries: Vec<serde_json::Value> = rows
         .iter()
         .map(|r| {
-            let t: Vec<&str> = tags.iter().filter(|t| t.contribution_id == r.id).map(|t| t.tag.as_str()).collect();
+            let t = row_tags.get(r.id.as_str()).map_or(&[][..], Vec::as_slice);
             serde_json::json!({
                 "id": r.id, "agent_id": r.agent_id, "recorded_by": r.recorded_by, "kind": r.kind,
                 "quantity": r.quantity.0.normalize().to_string(), "unit": r.unit, "skill": r.skill, "tags": t,
@@ -353,7 +361,7 @@ pub(crate) fn record(
     for target in rows.iter().filter_map(|r| r.corrects.as_deref()) {
         crate::tokens::on_superseded(conn, &network_id, target, &caller_id)?;
     }
-    Ok(db::contributions::views(conn, rows)?)
+    Ok(db::contributions::fresh_views(rows, &tags))
 }
 
 /// Record a contribution.
@@ -373,14 +381,20 @@ pub async fn create_contribution(
 ) -> Result<HttpResponse, ApiError> {
     let key = path.into_inner();
     let raw = to_raw(body.0);
-    let mut views = state
+    let body = state
         .db
-        .run(move |conn| write_tx(conn, |conn| record(conn, &key, caller.0, vec![raw], false)))
+        .run(move |conn| {
+            write_tx_reply(conn, 201, |conn| {
+                let view = record(conn, &key, caller.0, vec![raw], false)?
+                    .pop()
+                    .ok_or_else(|| ApiError::Internal("nothing recorded".into()))?;
+                Ok::<_, ApiError>(to_out(view))
+            })
+        })
         .await?;
-    let view = views
-        .pop()
-        .ok_or_else(|| ApiError::Internal("nothing recorded".into()))?;
-    Ok(HttpResponse::Created().json(to_out(view)))
+    Ok(HttpResponse::Created()
+        .content_type(REPLY_CONTENT_TYPE)
+        .body(body))
 }
 
 /// Record up to 1000 contributions in one transaction: all are recorded, or none.
@@ -407,13 +421,20 @@ pub async fn create_contribution_batch(
     }
     let key = path.into_inner();
     let raws: Vec<RawContribution> = items.into_iter().map(to_raw).collect();
-    let views = state
+    let body = state
         .db
-        .run(move |conn| write_tx(conn, |conn| record(conn, &key, caller.0, raws, true)))
+        .run(move |conn| {
+            write_tx_reply(conn, 201, |conn| {
+                let views = record(conn, &key, caller.0, raws, true)?;
+                Ok::<_, ApiError>(ContributionBatchOut {
+                    items: views.into_iter().map(to_out).collect(),
+                })
+            })
+        })
         .await?;
-    Ok(HttpResponse::Created().json(ContributionBatchOut {
-        items: views.into_iter().map(to_out).collect(),
-    }))
+    Ok(HttpResponse::Created()
+        .content_type(REPLY_CONTENT_TYPE)
+        .body(body))
 }
 
 /// List a network's contributions, newest first.

@@ -16,7 +16,10 @@ use super::extract::BodyLimit;
 use super::health::Metrics;
 use super::AppState;
 use crate::auth::extract::caller_of;
-use crate::db::{self, idempotency::Claim};
+use crate::db::{
+    self,
+    idempotency::{Claim, Outcome, RequestKey},
+};
 use crate::error::ApiError;
 use crate::ratelimit::RateLimiter;
 
@@ -207,15 +210,21 @@ pub async fn idempotency(
     let request_hash = hex::encode(hasher.finalize());
     req.set_payload(payload_from(body));
 
+    let request_key = RequestKey::new(scope, key, request_hash);
     let claim = {
-        let (scope, key) = (scope.clone(), key.clone());
-        let now = db::rows::now();
-        let stale = now - state.idempotency_stale;
+        let request_key = request_key.clone();
+        let stale = db::rows::now() - state.idempotency_stale;
         state
             .db
             .run(move |conn| {
-                db::idempotency::claim(conn, &scope, &key, &request_hash, now, stale)
-                    .map_err(ApiError::from)
+                db::idempotency::claim(
+                    conn,
+                    &request_key.scope,
+                    &request_key.key,
+                    &request_key.request_hash,
+                    stale,
+                )
+                .map_err(ApiError::from)
             })
             .await
     };
@@ -244,12 +253,18 @@ pub async fn idempotency(
         Ok(Claim::Fresh) => {}
     }
 
-    let claim = Some((scope.clone(), key.clone()));
     let res = db::idempotency::REQUEST_CLAIM
-        .scope(claim, next.call(req))
+        .scope(Some(request_key.clone()), next.call(req))
         .await?;
-    let (http_req, res) = res.into_parts();
+    let outcome = request_key.outcome();
     let status = res.status();
+    // The write stored its response itself; or it failed in a way worth retrying (5xx)
+    // before anything was recorded; or its write committed and a 5xx came after, when the
+    // key stays `applied` so that a retry is refused, never applied twice.
+    if outcome == Outcome::Stored || status.is_server_error() {
+        return Ok(res.map_into_boxed_body());
+    }
+    let (http_req, res) = res.into_parts();
     let content_type = res
         .headers()
         .get(CONTENT_TYPE)
@@ -262,20 +277,22 @@ pub async fn idempotency(
         Err(_) => web::Bytes::new(),
     };
     let text = String::from_utf8_lossy(&bytes).into_owned();
-    let outcome = state
+    let stored = state
         .db
         .run(move |conn| {
-            if status.is_server_error() {
-                db::idempotency::release(conn, &scope, &key)
-            } else {
-                db::idempotency::complete(conn, &scope, &key, status.as_u16(), &content_type, &text)
+            let (status, k) = (status.as_u16(), &request_key);
+            match outcome {
+                Outcome::Applied => {
+                    db::idempotency::complete(conn, k, status, &content_type, &text)
+                }
+                _ => db::idempotency::store(conn, k, status, &content_type, &text, db::rows::now()),
             }
             .map_err(ApiError::from)
         })
         .await;
-    if let Err(e) = outcome {
-        // The write itself succeeded (and marked the key applied in its own transaction);
-        // only the replay record failed. A retry is refused, never applied twice.
+    if let Err(e) = stored {
+        // The write itself succeeded (and recorded the key in its own transaction); only
+        // the replay record failed. A retry is refused, never applied twice.
         tracing::error!(error = %e, "could not store the idempotent response");
     }
     let res = res.set_body(bytes).map_into_boxed_body();

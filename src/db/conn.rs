@@ -67,9 +67,41 @@ where
     F: FnOnce(&mut AnyConnection) -> Result<T, E>,
     E: From<diesel::result::Error>,
 {
-    // The outermost write transaction of a request with an Idempotency-Key also marks the
-    // key applied, so a crash between commit and storing the response cannot lead a retry
-    // to apply the write twice.
+    write_tx_with(conn, f, |_| Ok(None)).map(|(value, _)| value)
+}
+
+/// [`write_tx`] for a handler whose answer is `status` with `f`'s value as its JSON body:
+/// the body is serialised inside the transaction and, for a request with an
+/// Idempotency-Key, stored with the write, so the write and its replayable response commit
+/// together (one commit instead of two). Returns the body.
+pub fn write_tx_reply<T, E, F>(conn: &mut AnyConnection, status: u16, f: F) -> Result<String, E>
+where
+    F: FnOnce(&mut AnyConnection) -> Result<T, E>,
+    T: serde::Serialize,
+    E: From<diesel::result::Error>,
+{
+    let reply = |value: &T| {
+        serde_json::to_string(value)
+            .map(|body| Some((status, body)))
+            .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))
+    };
+    write_tx_with(conn, f, reply)
+        .and_then(|(_, body)| body.ok_or_else(|| E::from(diesel::result::Error::NotFound)))
+}
+
+/// The content type of the answers [`write_tx_reply`] stores.
+pub const REPLY_CONTENT_TYPE: &str = "application/json";
+
+fn write_tx_with<T, E, F, R>(
+    conn: &mut AnyConnection,
+    f: F,
+    reply: R,
+) -> Result<(T, Option<String>), E>
+where
+    F: FnOnce(&mut AnyConnection) -> Result<T, E>,
+    R: FnOnce(&T) -> Result<Option<(u16, String)>, diesel::result::Error>,
+    E: From<diesel::result::Error>,
+{
     let outermost = match conn {
         AnyConnection::Postgres(inner) => {
             AnsiTransactionManager::transaction_manager_status_mut(inner)
@@ -82,43 +114,59 @@ where
                 .is_none()
         }
     };
-    let f = move |conn: &mut AnyConnection| {
+    // The outermost write transaction of a request with an Idempotency-Key records the key
+    // (applied, or done with its reply), so a crash between commit and storing the response
+    // cannot lead a retry to apply the write twice.
+    let mut recorded = None;
+    let f = |conn: &mut AnyConnection| {
         let value = f(conn)?;
+        let answer = reply(&value)?;
         if outermost {
-            if let Some((scope, key)) = super::idempotency::take_thread_claim() {
-                super::idempotency::mark_applied(conn, &scope, &key)?;
-            }
+            let stored = answer
+                .as_ref()
+                .map(|(status, body)| (*status, REPLY_CONTENT_TYPE, body.as_str()));
+            recorded = super::idempotency::record_thread_claim(conn, stored)?;
         }
-        Ok(value)
+        Ok((value, answer.map(|(_, body)| body)))
     };
-    match conn {
+    let result = match conn {
         AnyConnection::Postgres(_) => conn.transaction(f),
         AnyConnection::Sqlite(inner) => {
             // Inside an open transaction a nested write is a savepoint, as on PostgreSQL.
             let depth = AnsiTransactionManager::transaction_manager_status_mut(inner)
                 .transaction_depth()?;
             if depth.is_some() {
-                return conn.transaction(f);
-            }
-            AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")?;
-            match f(conn) {
-                Ok(value) => {
-                    <AnyConnection as Connection>::TransactionManager::commit_transaction(conn)?;
-                    Ok(value)
-                }
-                Err(err) => {
-                    if let Err(rollback) =
-                        <AnyConnection as Connection>::TransactionManager::rollback_transaction(
-                            conn,
-                        )
-                    {
-                        tracing::error!(error = %rollback, "rollback failed");
+                conn.transaction(f)
+            } else {
+                AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")?;
+                match f(conn) {
+                    Ok(value) => {
+                        <AnyConnection as Connection>::TransactionManager::commit_transaction(conn)
+                            .map(|()| value)
+                            .map_err(E::from)
                     }
-                    Err(err)
+                    Err(err) => {
+                        if let Err(rollback) =
+                            <AnyConnection as Connection>::TransactionManager::rollback_transaction(
+                                conn,
+                            )
+                        {
+                            tracing::error!(error = %rollback, "rollback failed");
+                        }
+                        Err(err)
+                    }
                 }
             }
         }
+    };
+    if let Some((key, stored)) = recorded {
+        if result.is_ok() {
+            key.committed(stored);
+        } else {
+            super::idempotency::restore_thread_claim(key);
+        }
     }
+    result
 }
 
 /// Opens one connection with the per-connection settings each backend needs.

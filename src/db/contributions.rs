@@ -85,6 +85,9 @@ pub fn existing(
     network_id: &str,
     ids: &[String],
 ) -> QueryResult<Vec<ContributionRow>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
     contributions::table
         .filter(contributions::network_id.eq(network_id))
         .filter(contributions::id.eq_any(ids))
@@ -94,6 +97,9 @@ pub fn existing(
 
 /// Which of `ids` are already corrected by some contribution.
 pub fn corrected(conn: &mut AnyConnection, ids: &[String]) -> QueryResult<HashMap<String, String>> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
     let pairs: Vec<(Option<String>, String)> = contributions::table
         .filter(contributions::corrects.eq_any(ids))
         .select((contributions::corrects, contributions::id))
@@ -102,6 +108,32 @@ pub fn corrected(conn: &mut AnyConnection, ids: &[String]) -> QueryResult<HashMa
         .into_iter()
         .filter_map(|(target, by)| target.map(|t| (t, by)))
         .collect())
+}
+
+/// Views of rows inserted in the current transaction, with their `tags`: nothing can have
+/// validated or corrected them yet, so nothing is read back.
+pub fn fresh_views(rows: Vec<ContributionRow>, tags: &[TagRow]) -> Vec<ContributionView> {
+    let mut by_row: HashMap<&str, Vec<String>> = HashMap::new();
+    for t in tags {
+        by_row
+            .entry(t.contribution_id.as_str())
+            .or_default()
+            .push(t.tag.clone());
+    }
+    let mut views = Vec::with_capacity(rows.len());
+    for row in rows {
+        let mut own = by_row.remove(row.id.as_str()).unwrap_or_default();
+        own.sort_unstable();
+        views.push(ContributionView {
+            tags: own,
+            status: Status::Pending,
+            corrected_by: None,
+            approvals: 0,
+            rejections: 0,
+            row,
+        });
+    }
+    views
 }
 
 /// Adds tags, statuses and validation counts to rows.

@@ -1,4 +1,13 @@
-//! Idempotency keys: the first request with a key claims it; later ones replay its response.
+//! Idempotency keys: the first request with a key that writes records the key in its own
+//! write transaction; later requests with the key replay its response.
+//!
+//! A request costs one write transaction for the key, not three: the key is looked up
+//! without a lock; it is inserted, `applied`, by the request's first write transaction (so a
+//! committed write and its key can never disagree); and the response is stored afterwards,
+//! or, for handlers that build their response inside that transaction, right there.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -7,10 +16,14 @@ use super::rows::IdempotencyRow;
 use super::schema::idempotency_keys;
 use super::AnyConnection;
 
+/// The message of the unique violation raised when another request with the same key
+/// committed its write first; mapped to a 409 "in progress" answer.
+pub const KEY_TAKEN: &str = "another request with this Idempotency-Key was applied first";
+
 /// What to do with a request carrying an idempotency key.
 #[derive(Debug)]
 pub enum Claim {
-    /// First time: go ahead, then `complete`.
+    /// First time: go ahead; the first write transaction records the key.
     Fresh,
     /// Done before: replay this response.
     Replay {
@@ -27,140 +40,255 @@ pub enum Claim {
     AppliedResponseLost,
 }
 
-/// Claims `(scope, key)` for a request with hash `request_hash`. An in-progress claim older
-/// than `stale_before` (its process died mid-request) is taken over.
+/// Looks up `(scope, key)` for a request with hash `request_hash`, without a lock or a
+/// write. An `in_progress` row (left by an earlier version, which claimed keys up front)
+/// younger than `stale_before` is still running; an older one is taken over.
 pub fn claim(
     conn: &mut AnyConnection,
     scope: &str,
     key: &str,
     request_hash: &str,
-    now: NaiveDateTime,
     stale_before: NaiveDateTime,
 ) -> QueryResult<Claim> {
-    super::write_tx(conn, |conn| {
-        let existing = idempotency_keys::table
-            .find((scope, key))
-            .select(IdempotencyRow::as_select())
-            .first(conn)
-            .optional()?;
-        let Some(row) = existing else {
-            diesel::insert_into(idempotency_keys::table)
-                .values(IdempotencyRow {
-                    scope: scope.to_owned(),
-                    idem_key: key.to_owned(),
-                    request_hash: request_hash.to_owned(),
-                    state: "in_progress".into(),
-                    status_code: None,
-                    content_type: None,
-                    response_body: None,
-                    created_at: now,
-                })
-                .execute(conn)?;
-            return Ok(Claim::Fresh);
-        };
-        if row.request_hash != request_hash {
-            return Ok(Claim::Mismatch);
-        }
-        if row.state == "done" {
-            return Ok(Claim::Replay {
-                status: row
-                    .status_code
-                    .and_then(|s| u16::try_from(s).ok())
-                    .unwrap_or(200),
-                content_type: row
-                    .content_type
-                    .unwrap_or_else(|| "application/json".into()),
-                body: row.response_body.unwrap_or_default(),
-            });
-        }
-        if row.state == "applied" {
-            return Ok(if row.created_at < stale_before {
-                Claim::AppliedResponseLost
-            } else {
-                Claim::InProgress
-            });
-        }
-        if row.created_at < stale_before {
-            diesel::update(idempotency_keys::table.find((scope, key)))
-                .set(idempotency_keys::created_at.eq(now))
-                .execute(conn)?;
-            return Ok(Claim::Fresh);
-        }
-        Ok(Claim::InProgress)
+    let existing = idempotency_keys::table
+        .find((scope, key))
+        .select(IdempotencyRow::as_select())
+        .first(conn)
+        .optional()?;
+    let Some(row) = existing else {
+        return Ok(Claim::Fresh);
+    };
+    if row.request_hash != request_hash {
+        return Ok(Claim::Mismatch);
+    }
+    Ok(match row.state.as_str() {
+        "done" => Claim::Replay {
+            status: row
+                .status_code
+                .and_then(|s| u16::try_from(s).ok())
+                .unwrap_or(200),
+            content_type: row
+                .content_type
+                .unwrap_or_else(|| "application/json".into()),
+            body: row.response_body.unwrap_or_default(),
+        },
+        "applied" if row.created_at < stale_before => Claim::AppliedResponseLost,
+        "in_progress" if row.created_at < stale_before => Claim::Fresh,
+        _ => Claim::InProgress,
     })
 }
 
-/// Stores the response of a claimed key.
+/// What the request's writes did with its key.
+const UNWRITTEN: u8 = 0;
+const APPLIED: u8 = 1;
+const STORED: u8 = 2;
+
+/// The key of the request being handled, shared by the middleware and the thread running
+/// the request's database work.
+#[derive(Debug, Clone)]
+pub struct RequestKey {
+    pub scope: String,
+    pub key: String,
+    pub request_hash: String,
+    written: Arc<AtomicU8>,
+}
+
+/// A response stored with the write that produced it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// No write transaction recorded the key: the response is stored on its own.
+    Unwritten,
+    /// The key was recorded `applied` with the write: the response is added afterwards.
+    Applied,
+    /// The response was stored with the write: nothing is left to do.
+    Stored,
+}
+
+impl RequestKey {
+    pub fn new(scope: String, key: String, request_hash: String) -> Self {
+        RequestKey {
+            scope,
+            key,
+            request_hash,
+            written: Arc::new(AtomicU8::new(UNWRITTEN)),
+        }
+    }
+
+    /// What the request's writes did with the key, read once the handler is done.
+    pub fn outcome(&self) -> Outcome {
+        match self.written.load(Ordering::Acquire) {
+            APPLIED => Outcome::Applied,
+            STORED => Outcome::Stored,
+            _ => Outcome::Unwritten,
+        }
+    }
+
+    /// Records the key with the write: `applied`, or `done` with `response` when the
+    /// handler already has it. Fails with [`KEY_TAKEN`] when another request with the key
+    /// committed first, so the whole write rolls back. The caller marks the outcome once
+    /// the transaction commits ([`RequestKey::committed`]).
+    fn record(
+        &self,
+        conn: &mut AnyConnection,
+        response: Option<(u16, &str, &str)>,
+        now: NaiveDateTime,
+    ) -> QueryResult<()> {
+        let row = IdempotencyRow {
+            scope: self.scope.clone(),
+            idem_key: self.key.clone(),
+            request_hash: self.request_hash.clone(),
+            state: if response.is_some() {
+                "done"
+            } else {
+                "applied"
+            }
+            .into(),
+            status_code: response.map(|(s, _, _)| i32::from(s)),
+            content_type: response.map(|(_, c, _)| c.to_owned()),
+            response_body: response.map(|(_, _, b)| b.to_owned()),
+            created_at: now,
+        };
+        let inserted = insert_new(conn, &row)?;
+        // A row left `in_progress` by an earlier version is taken over (the lookup already
+        // refused a live one); any other existing row means another request won.
+        let taken = inserted == 1
+            || diesel::update(
+                idempotency_keys::table
+                    .find((&self.scope, &self.key))
+                    .filter(idempotency_keys::state.eq("in_progress")),
+            )
+            .set((
+                idempotency_keys::request_hash.eq(&row.request_hash),
+                idempotency_keys::state.eq(&row.state),
+                idempotency_keys::status_code.eq(row.status_code),
+                idempotency_keys::content_type.eq(&row.content_type),
+                idempotency_keys::response_body.eq(&row.response_body),
+                idempotency_keys::created_at.eq(row.created_at),
+            ))
+            .execute(conn)?
+                == 1;
+        if taken {
+            Ok(())
+        } else {
+            Err(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                Box::new(KEY_TAKEN.to_owned()),
+            ))
+        }
+    }
+}
+
+/// Stores the response of a request whose write recorded its key `applied`.
 pub fn complete(
     conn: &mut AnyConnection,
-    scope: &str,
-    key: &str,
+    key: &RequestKey,
     status: u16,
     content_type: &str,
     body: &str,
 ) -> QueryResult<()> {
-    diesel::update(idempotency_keys::table.find((scope, key)))
-        .set((
-            idempotency_keys::state.eq("done"),
-            idempotency_keys::status_code.eq(i32::from(status)),
-            idempotency_keys::content_type.eq(content_type),
-            idempotency_keys::response_body.eq(body),
-        ))
-        .execute(conn)
-        .map(|_| ())
-}
-
-/// Releases a claimed key whose request failed in a way worth retrying (5xx).
-pub fn release(conn: &mut AnyConnection, scope: &str, key: &str) -> QueryResult<()> {
-    // Unless its write already committed: then a retry must not run it again.
-    diesel::delete(
-        idempotency_keys::table
-            .filter(idempotency_keys::scope.eq(scope))
-            .filter(idempotency_keys::idem_key.eq(key))
-            .filter(idempotency_keys::state.eq("in_progress")),
-    )
-    .execute(conn)
-    .map(|_| ())
-}
-
-/// Marks a claimed key as applied, inside the transaction that applies the request's write,
-/// so "committed" and "marked" can never disagree.
-pub fn mark_applied(conn: &mut AnyConnection, scope: &str, key: &str) -> QueryResult<()> {
     diesel::update(
         idempotency_keys::table
-            .filter(idempotency_keys::scope.eq(scope))
-            .filter(idempotency_keys::idem_key.eq(key))
-            .filter(idempotency_keys::state.eq("in_progress")),
+            .find((&key.scope, &key.key))
+            .filter(idempotency_keys::state.eq("applied")),
     )
-    .set(idempotency_keys::state.eq("applied"))
+    .set((
+        idempotency_keys::state.eq("done"),
+        idempotency_keys::status_code.eq(i32::from(status)),
+        idempotency_keys::content_type.eq(content_type),
+        idempotency_keys::response_body.eq(body),
+    ))
     .execute(conn)
     .map(|_| ())
+}
+
+/// Stores the response of a request that wrote nothing (a refusal, or a request that only
+/// reads), unless another request with the key got there first.
+pub fn store(
+    conn: &mut AnyConnection,
+    key: &RequestKey,
+    status: u16,
+    content_type: &str,
+    body: &str,
+    now: NaiveDateTime,
+) -> QueryResult<()> {
+    let row = IdempotencyRow {
+        scope: key.scope.clone(),
+        idem_key: key.key.clone(),
+        request_hash: key.request_hash.clone(),
+        state: "done".into(),
+        status_code: Some(i32::from(status)),
+        content_type: Some(content_type.to_owned()),
+        response_body: Some(body.to_owned()),
+        created_at: now,
+    };
+    insert_new(conn, &row).map(|_| ())
+}
+
+/// Inserts `row` unless its key exists; returns the rows inserted (0 or 1). `ON CONFLICT`
+/// is per backend in diesel, not on the multi-backend connection.
+fn insert_new(conn: &mut AnyConnection, row: &IdempotencyRow) -> QueryResult<usize> {
+    let insert = diesel::insert_into(idempotency_keys::table)
+        .values(row)
+        .on_conflict_do_nothing();
+    match conn {
+        AnyConnection::Postgres(pg) => insert.execute(pg),
+        AnyConnection::Sqlite(lite) => insert.execute(lite),
+    }
 }
 
 tokio::task_local! {
-    /// The idempotency claim of the request being handled, set by the middleware.
-    pub static REQUEST_CLAIM: Option<(String, String)>;
+    /// The idempotency key of the request being handled, set by the middleware.
+    pub static REQUEST_CLAIM: Option<RequestKey>;
 }
 
 thread_local! {
-    /// The same claim on the blocking thread running the request's database work.
-    static THREAD_CLAIM: std::cell::RefCell<Option<(String, String)>> = const { std::cell::RefCell::new(None) };
+    /// The same key on the blocking thread running the request's database work, until the
+    /// first write transaction records it.
+    static THREAD_CLAIM: std::cell::RefCell<Option<RequestKey>> = const { std::cell::RefCell::new(None) };
 }
 
-/// The current request's claim, read in the handler's task.
-pub fn current_claim() -> Option<(String, String)> {
+/// The current request's key, read in the handler's task.
+pub fn current_claim() -> Option<RequestKey> {
     REQUEST_CLAIM.try_with(Clone::clone).ok().flatten()
 }
 
-/// Runs `f` with `claim` visible to [`take_thread_claim`] on this thread.
-pub fn with_thread_claim<T>(claim: Option<(String, String)>, f: impl FnOnce() -> T) -> T {
+/// Runs `f` with `claim` visible to the write transactions on this thread.
+pub fn with_thread_claim<T>(claim: Option<RequestKey>, f: impl FnOnce() -> T) -> T {
     THREAD_CLAIM.with(|c| *c.borrow_mut() = claim);
     let out = f();
     THREAD_CLAIM.with(|c| *c.borrow_mut() = None);
     out
 }
 
-/// Takes the claim to mark inside the first write transaction of the request.
-pub fn take_thread_claim() -> Option<(String, String)> {
-    THREAD_CLAIM.with(|c| c.borrow_mut().take())
+/// Inside the outermost write transaction: records the request's key (`applied`, or `done`
+/// with `response`) if no earlier transaction of the request did. Returns the key, to be
+/// marked with [`RequestKey::committed`] once the transaction commits; if it rolls back,
+/// [`restore_thread_claim`] puts it back for the next one.
+pub fn record_thread_claim(
+    conn: &mut AnyConnection,
+    response: Option<(u16, &str, &str)>,
+) -> QueryResult<Option<(RequestKey, bool)>> {
+    let Some(key) = THREAD_CLAIM.with(|c| c.borrow_mut().take()) else {
+        return Ok(None);
+    };
+    match key.record(conn, response, super::rows::now()) {
+        Ok(()) => Ok(Some((key, response.is_some()))),
+        Err(e) => {
+            restore_thread_claim(key);
+            Err(e)
+        }
+    }
+}
+
+/// Puts back a key whose transaction rolled back.
+pub fn restore_thread_claim(key: RequestKey) {
+    THREAD_CLAIM.with(|c| *c.borrow_mut() = Some(key));
+}
+
+impl RequestKey {
+    /// Marks the key recorded once its transaction committed.
+    pub fn committed(&self, stored: bool) {
+        let state = if stored { STORED } else { APPLIED };
+        self.written.store(state, Ordering::Release);
+    }
 }
