@@ -229,12 +229,14 @@ impl Access {
         key: &str,
         caller: Option<AgentId>,
     ) -> Result<Self, ApiError> {
-        let network = db::networks::find(conn, key)?
-            .ok_or_else(|| ApiError::NotFound(format!("no network '{key}'")))?;
-        let role = match caller {
-            Some(agent) => db::members::membership(conn, &network.id, &agent.to_string())?
-                .and_then(|m| Role::from_db(&m.role)),
-            None => None,
+        let missing = || ApiError::NotFound(format!("no network '{key}'"));
+        let (network, role) = match caller {
+            Some(agent) => {
+                let (network, role) = db::networks::find_with_role(conn, key, &agent.to_string())?
+                    .ok_or_else(missing)?;
+                (network, role.as_deref().and_then(Role::from_db))
+            }
+            None => (db::networks::find(conn, key)?.ok_or_else(missing)?, None),
         };
         let access = Self { network, role };
         if access.visibility() == Visibility::Members && access.role.is_none() {

@@ -193,6 +193,20 @@ pub fn establish(url: &DatabaseUrl) -> Result<AnyConnection, diesel::r2d2::Error
     }
 }
 
+thread_local! {
+    /// Set when the connection about to go back to the pool (on this thread) is dead.
+    static DEAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// After a request failed on `conn`: if the connection itself no longer answers (the
+/// database restarted, the network dropped it), it is discarded when it goes back to the
+/// pool, instead of being handed to the next request. Connections are not tested at checkout,
+/// which would cost a round trip on every request.
+pub fn check_after_failure(conn: &mut AnyConnection) {
+    let alive = diesel::sql_query("SELECT 1").execute(conn).is_ok();
+    DEAD.with(|dead| dead.set(!alive));
+}
+
 /// r2d2 manager that picks the backend by URL scheme (the derived `establish` would try
 /// PostgreSQL first and then treat any string as a SQLite path).
 #[derive(Debug, Clone)]
@@ -223,6 +237,9 @@ impl r2d2::ManageConnection for Manager {
     }
 
     fn has_broken(&self, conn: &mut AnyConnection) -> bool {
-        <AnyConnection as Connection>::TransactionManager::is_broken_transaction_manager(conn)
+        DEAD.with(|dead| dead.replace(false))
+            || <AnyConnection as Connection>::TransactionManager::is_broken_transaction_manager(
+                conn,
+            )
     }
 }

@@ -75,7 +75,7 @@ pub fn find(
         .filter(contributions::network_id.eq(network_id))
         .filter(contributions::id.eq(id))
         .select(ContributionRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 
@@ -303,7 +303,7 @@ pub fn outcome(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<String>
     contribution_outcomes::table
         .find(id)
         .select(contribution_outcomes::status)
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 

@@ -32,7 +32,7 @@ pub fn find_income(
         .filter(income_events::network_id.eq(network_id))
         .filter(income_events::id.eq(id))
         .select(IncomeRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 
@@ -97,7 +97,7 @@ pub fn find(
         .filter(distributions::network_id.eq(network_id))
         .filter(distributions::id.eq(id))
         .select(DistributionRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 

@@ -28,7 +28,7 @@ pub fn version(
     equation_versions::table
         .find((network_id, version))
         .select(EquationVersionRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 
@@ -55,7 +55,7 @@ pub fn next_version(conn: &mut AnyConnection, network_id: &str) -> QueryResult<i
     let max: Option<i32> = equation_versions::table
         .filter(equation_versions::network_id.eq(network_id))
         .select(diesel::dsl::max(equation_versions::version))
-        .first(conn)?;
+        .get_result(conn)?;
     Ok(max.unwrap_or(0) + 1)
 }
 
@@ -85,7 +85,7 @@ pub fn find_proposal(
         .filter(proposals::network_id.eq(network_id))
         .filter(proposals::id.eq(id))
         .select(ProposalRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 
@@ -150,7 +150,7 @@ pub fn outcome(
     proposal_outcomes::table
         .find(proposal_id)
         .select(ProposalOutcomeRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 

@@ -53,7 +53,7 @@ pub fn claim(
     let existing = idempotency_keys::table
         .find((scope, key))
         .select(IdempotencyRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?;
     let Some(row) = existing else {
         return Ok(Claim::Fresh);

@@ -17,7 +17,7 @@ pub fn token(conn: &mut AnyConnection, network_id: &str) -> QueryResult<Option<T
     tokens::table
         .find(network_id)
         .select(TokenRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 
@@ -88,7 +88,7 @@ pub fn post(conn: &mut AnyConnection, tx: &TxRow, entries: &[EntryRow]) -> Query
         let current: Option<DbDecimal> = token_balances::table
             .find((&e.network_id, &e.account))
             .select(token_balances::balance_minor)
-            .first(conn)
+            .get_result(conn)
             .optional()?;
         match current {
             Some(b) => {
@@ -249,7 +249,7 @@ pub fn departure(
     departures::table
         .find((network_id, agent_id))
         .select(DepartureRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 

@@ -36,7 +36,7 @@ pub fn find_agent(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<Agen
     agents::table
         .find(id)
         .select(AgentRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 
@@ -45,7 +45,7 @@ pub fn agent_for_key(conn: &mut AnyConnection, key_hash: &str) -> QueryResult<Op
     api_keys::table
         .find(key_hash)
         .select(api_keys::agent_id)
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 
@@ -69,7 +69,7 @@ pub fn membership(
     memberships::table
         .find((network_id, agent_id))
         .select(MembershipRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 
@@ -132,7 +132,7 @@ pub fn member(
         .filter(memberships::network_id.eq(network_id))
         .filter(memberships::agent_id.eq(agent_id))
         .select((MembershipRow::as_select(), AgentRow::as_select()))
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 
@@ -168,6 +168,6 @@ pub fn take_invite(
     invites::table
         .find(code_hash)
         .select(InviteRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }

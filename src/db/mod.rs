@@ -68,6 +68,9 @@ impl Db {
         let pool = r2d2::Pool::builder()
             .max_size(settings.max_size)
             .min_idle(Some(0))
+            // No `SELECT 1` round trip on every checkout: a connection is checked after a
+            // request that failed on it instead, and dropped if it is dead (see `run`).
+            .test_on_check_out(false)
             .connection_timeout(settings.connection_timeout)
             .build_unchecked(conn::Manager::new(url.clone()));
         Ok(Self {
@@ -107,7 +110,11 @@ impl Db {
             let mut conn = pool
                 .get()
                 .map_err(|e| DbError::Unavailable(e.to_string()))?;
-            idempotency::with_thread_claim(claim, || f(&mut conn))
+            let out = idempotency::with_thread_claim(claim, || f(&mut conn));
+            if out.is_err() {
+                conn::check_after_failure(&mut conn);
+            }
+            out
         })
         .await
         .map_err(|e| DbError::Task(e.to_string()))?

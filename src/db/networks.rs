@@ -27,6 +27,28 @@ pub fn insert(
     Ok(())
 }
 
+/// Finds a network by id or by slug, with `agent`'s role in it (if a member), in one query.
+pub fn find_with_role(
+    conn: &mut AnyConnection,
+    id_or_slug: &str,
+    agent: &str,
+) -> QueryResult<Option<(NetworkRow, Option<String>)>> {
+    networks::table
+        .left_join(
+            memberships::table.on(memberships::network_id
+                .eq(networks::id)
+                .and(memberships::agent_id.eq(agent))),
+        )
+        .filter(
+            networks::id
+                .eq(id_or_slug)
+                .or(networks::slug.eq(id_or_slug)),
+        )
+        .select((NetworkRow::as_select(), memberships::role.nullable()))
+        .get_result(conn)
+        .optional()
+}
+
 /// Finds a network by id or by slug.
 pub fn find(conn: &mut AnyConnection, id_or_slug: &str) -> QueryResult<Option<NetworkRow>> {
     networks::table
@@ -36,7 +58,7 @@ pub fn find(conn: &mut AnyConnection, id_or_slug: &str) -> QueryResult<Option<Ne
                 .or(networks::slug.eq(id_or_slug)),
         )
         .select(NetworkRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 

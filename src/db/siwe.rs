@@ -29,7 +29,7 @@ pub fn find_nonce(conn: &mut AnyConnection, nonce: &str) -> QueryResult<Option<S
     siwe_nonces::table
         .find(nonce)
         .select(SiweNonceRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 

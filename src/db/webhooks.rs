@@ -51,7 +51,7 @@ pub fn find_webhook(
         .filter(webhooks::network_id.eq(network_id))
         .filter(webhooks::id.eq(id))
         .select(WebhookRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 
