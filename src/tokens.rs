@@ -385,7 +385,8 @@ pub struct Holding {
     pub unvested: Decimal,
 }
 
-/// A member's holding at `at`, from the entries (not the cache).
+/// A member's holding at `at`: the cached balance when nothing was posted to the account
+/// after `at`, else the sum of its entries by then.
 pub fn holding(
     conn: &mut AnyConnection,
     network_id: &str,
@@ -393,12 +394,17 @@ pub fn holding(
     at: NaiveDateTime,
 ) -> Result<Holding, ApiError> {
     let account = agent_account(agent);
-    let total = match db::ledger::account_total(conn, network_id, &account, at)? {
+    // Reads at the present use the balance kept with every posting; a past `at` sums the
+    // entries made by then.
+    let total = match db::ledger::cached_total_at(conn, network_id, &account, at)? {
         Some(t) => t,
-        None => db::ledger::account_entries(conn, network_id, &account, Some(at))?
-            .iter()
-            .map(|e| e.amount_minor.0)
-            .sum(),
+        None => match db::ledger::account_total(conn, network_id, &account, at)? {
+            Some(t) => t,
+            None => db::ledger::account_entries(conn, network_id, &account, Some(at))?
+                .iter()
+                .map(|e| e.amount_minor.0)
+                .sum(),
+        },
     };
     let departed =
         db::ledger::departure(conn, network_id, agent)?.is_some_and(|d| d.recorded_at <= at);

@@ -99,6 +99,10 @@ async fn mint_transfer_reverse(app: TestApp) {
         (json!("20.00"), json!("20.00"))
     );
 
+    // A moment between the mint and the transfer, for a read of the past below.
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let between = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     let xfer = json!({ "to": bob.id, "amount": "5.25", "transfer_id": "t-1" });
     let first = app
         .post(&format!("{N}/transfers"), Some(&ada.token), xfer.clone())
@@ -113,6 +117,12 @@ async fn mint_transfer_reverse(app: TestApp) {
     assert_eq!(again["transaction_id"], first["transaction_id"]);
     assert_eq!(balance(&app, &ada).await["total"], "14.75");
     assert_eq!(balance(&app, &bob).await["total"], "5.25");
+    // The present is read from the kept balance; the past, from the entries made by then.
+    let then = app
+        .get(&format!("{N}/balances/{}?at={between}", ada.id), None)
+        .await
+        .ok(200);
+    assert_eq!(then["total"], "20.00", "before the transfer: {then}");
     app.post(
         &format!("{N}/transfers"),
         Some(&ada.token),

@@ -128,6 +128,28 @@ pub fn account_entries(
     q.order(ledger_entries::id).load(conn)
 }
 
+/// An account's cached balance, if it is its balance at `at`: no entry of the account was
+/// made after `at` (one statement, so one snapshot of both tables). None when there are such
+/// entries (a past `at`), or when the account has none at all.
+pub fn cached_total_at(
+    conn: &mut AnyConnection,
+    network_id: &str,
+    account: &str,
+    at: NaiveDateTime,
+) -> QueryResult<Option<Decimal>> {
+    let later = ledger_entries::table
+        .filter(ledger_entries::network_id.eq(network_id))
+        .filter(ledger_entries::account.eq(account))
+        .filter(ledger_entries::created_at.gt(at));
+    token_balances::table
+        .find((network_id, account))
+        .filter(diesel::dsl::not(diesel::dsl::exists(later)))
+        .select(token_balances::balance_minor)
+        .get_result::<DbDecimal>(conn)
+        .optional()
+        .map(|d| d.map(|d| d.0))
+}
+
 /// An account's balance at `at`, summed by the database from its entries (None when SQLite
 /// could not sum exactly: see [`super::types::sum_sql`]).
 pub fn account_total(
@@ -166,11 +188,9 @@ pub fn vesting_entries(
         .filter(ledger_entries::network_id.eq(network_id))
         .filter(ledger_entries::account.eq(account))
         .filter(ledger_entries::created_at.le(at))
-        .filter(
-            ledger_entries::vest_end
-                .gt(at)
-                .or(ledger_entries::vest_cliff.gt(at)),
-        )
+        // A cliff is never after the end (`cliff_days` is at most `duration_days`), so an
+        // entry still vesting at `at` ends after it; this reads the vesting index's range.
+        .filter(ledger_entries::vest_end.gt(at))
         .select(EntryRow::as_select())
         .order(ledger_entries::id)
         .load(conn)

@@ -1,0 +1,2 @@
+DROP INDEX ledger_entries_account_vesting;
+DROP INDEX ledger_entries_account_created;
