@@ -89,6 +89,12 @@ where
         .and_then(|(_, body)| body.ok_or_else(|| E::from(diesel::result::Error::NotFound)))
 }
 
+/// One SQLite write transaction at a time in this process (SQLite has one writer anyway).
+static SQLITE_WRITER: parking_lot::Mutex<()> = parking_lot::const_mutex(());
+
+/// How long a writer waits for its turn: SQLite's `busy_timeout` below.
+const SQLITE_WRITER_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The content type of the answers [`write_tx_reply`] stores.
 pub const REPLY_CONTENT_TYPE: &str = "application/json";
 
@@ -138,6 +144,15 @@ where
             if depth.is_some() {
                 conn.transaction(f)
             } else {
+                // Writers of this process queue here rather than in SQLite's busy handler,
+                // whose sleeps (up to 100 ms a try) make the tail under concurrent writes.
+                // The wait is bounded like SQLite's own busy timeout, and ends the same way.
+                let Some(_turn) = SQLITE_WRITER.try_lock_for(SQLITE_WRITER_WAIT) else {
+                    return Err(E::from(diesel::result::Error::DatabaseError(
+                        diesel::result::DatabaseErrorKind::Unknown,
+                        Box::new("database is locked".to_owned()),
+                    )));
+                };
                 AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")?;
                 match f(conn) {
                     Ok(value) => {
