@@ -43,24 +43,14 @@ pub fn insert(
     tags: &[TagRow],
 ) -> QueryResult<()> {
     for chunk in rows.chunks(INSERT_CHUNK) {
-        match conn {
-            AnyConnection::Postgres(c) => diesel::insert_into(contributions::table)
-                .values(chunk)
-                .execute(c)?,
-            AnyConnection::Sqlite(c) => diesel::insert_into(contributions::table)
-                .values(chunk)
-                .execute(c)?,
-        };
+        on_backend!(conn, |c| diesel::insert_into(contributions::table)
+            .values(chunk)
+            .execute(c)?);
     }
     for chunk in tags.chunks(INSERT_CHUNK) {
-        match conn {
-            AnyConnection::Postgres(c) => diesel::insert_into(contribution_tags::table)
-                .values(chunk)
-                .execute(c)?,
-            AnyConnection::Sqlite(c) => diesel::insert_into(contribution_tags::table)
-                .values(chunk)
-                .execute(c)?,
-        };
+        on_backend!(conn, |c| diesel::insert_into(contribution_tags::table)
+            .values(chunk)
+            .execute(c)?);
     }
     Ok(())
 }

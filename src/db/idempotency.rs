@@ -230,10 +230,7 @@ fn insert_new(conn: &mut AnyConnection, row: &IdempotencyRow) -> QueryResult<usi
     let insert = diesel::insert_into(idempotency_keys::table)
         .values(row)
         .on_conflict_do_nothing();
-    match conn {
-        AnyConnection::Postgres(pg) => insert.execute(pg),
-        AnyConnection::Sqlite(lite) => insert.execute(lite),
-    }
+    on_backend!(conn, |c| insert.execute(c))
 }
 
 tokio::task_local! {

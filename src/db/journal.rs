@@ -35,24 +35,14 @@ fn queued(row: &JournalRow) -> Queued<'_> {
 pub fn append_many(conn: &mut AnyConnection, rows: &[JournalRow]) -> QueryResult<()> {
     for chunk in rows.chunks(500) {
         let queue: Vec<Queued<'_>> = chunk.iter().map(queued).collect();
-        match conn {
-            AnyConnection::Postgres(c) => {
-                diesel::insert_into(journal_entries::table)
-                    .values(chunk)
-                    .execute(c)?;
-                diesel::insert_into(journal_unsealed::table)
-                    .values(queue)
-                    .execute(c)?
-            }
-            AnyConnection::Sqlite(c) => {
-                diesel::insert_into(journal_entries::table)
-                    .values(chunk)
-                    .execute(c)?;
-                diesel::insert_into(journal_unsealed::table)
-                    .values(queue)
-                    .execute(c)?
-            }
-        };
+        on_backend!(conn, |c| {
+            diesel::insert_into(journal_entries::table)
+                .values(chunk)
+                .execute(c)?;
+            diesel::insert_into(journal_unsealed::table)
+                .values(queue)
+                .execute(c)?
+        });
     }
     Ok(())
 }
@@ -139,6 +129,7 @@ pub fn seal(
     now: NaiveDateTime,
 ) -> QueryResult<usize> {
     let (mut seq, mut prev) = head.unwrap_or((0, GENESIS.to_owned()));
+    let mut seals = Vec::with_capacity(entries.len());
     for e in entries {
         seq += 1;
         let mut s = SealRow {
@@ -151,9 +142,12 @@ pub fn seal(
         };
         s.hash = chain_hash(&prev, &canonical(&view(e, &s)));
         prev = s.hash.clone();
-        diesel::insert_into(journal_seals::table)
-            .values(&s)
-            .execute(conn)?;
+        seals.push(s);
+    }
+    for chunk in seals.chunks(500) {
+        on_backend!(conn, |c| diesel::insert_into(journal_seals::table)
+            .values(chunk)
+            .execute(c)?);
     }
     // Sealed: off the queue, in the same transaction.
     for chunk in entries.chunks(500) {

@@ -3,6 +3,17 @@
 //! Handlers never touch a connection directly: they hand a closure to [`Db::run`], which
 //! runs it on the blocking thread pool so database work never stalls the async runtime.
 
+/// Runs the same diesel statement on whichever backend `$conn` is, for the statements the
+/// multi-backend connection cannot run itself (multi-row inserts, `ON CONFLICT`).
+macro_rules! on_backend {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::db::AnyConnection::Postgres($c) => $body,
+            $crate::db::AnyConnection::Sqlite($c) => $body,
+        }
+    };
+}
+
 pub mod conn;
 pub mod contributions;
 pub mod distributions;
