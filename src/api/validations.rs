@@ -12,8 +12,9 @@ use super::{
     PageParams,
 };
 use crate::auth::{Authenticated, Caller};
+use crate::db;
+use crate::db::conn::{write_tx_reply, REPLY_CONTENT_TYPE};
 use crate::db::rows::{now, OutcomeRow, ValidationRow};
-use crate::db::{self, write_tx};
 use crate::domain::bounded_text;
 use crate::domain::contribution::Status;
 use crate::domain::ids::{AgentId, ContributionId, ValidationId};
@@ -118,10 +119,10 @@ pub async fn create_validation(
     if let Some(n) = &input.note {
         bounded_text("note", n, 0, MAX_NOTE_CHARS)?;
     }
-    let result = state
+    let body = state
         .db
         .run(move |conn| {
-            write_tx(conn, |conn| {
+            write_tx_reply(conn, 201, |conn| {
                 let access = Access::load(conn, &key, Some(caller.0))?;
                 let role = access.member_role()?;
                 let network = access.network;
@@ -199,7 +200,9 @@ pub async fn create_validation(
             })
         })
         .await?;
-    Ok(HttpResponse::Created().json(result))
+    Ok(HttpResponse::Created()
+        .content_type(REPLY_CONTENT_TYPE)
+        .body(body))
 }
 
 /// List a contribution's validations, oldest first.
