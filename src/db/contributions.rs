@@ -408,7 +408,6 @@ type CountedCols = (
     String,
     Option<String>,
     super::types::FastTimestamp,
-    Option<Code<Status>>,
 );
 
 /// The network's contributions that happened by `cutoff` and were recorded by `as_of`,
@@ -423,36 +422,66 @@ pub fn snapshot_page(
     limit: i64,
 ) -> QueryResult<Vec<Counted>> {
     let after = after.unwrap_or("");
-    let rows: Vec<CountedCols> = contributions::table
-        .left_join(
-            // The repeated `> after` lets PostgreSQL's merge join start both index scans
-            // at the page instead of walking the outcomes from the first.
-            contribution_outcomes::table.on(contribution_outcomes::contribution_id
-                .eq(contributions::id)
-                .and(contribution_outcomes::decided_at.le(as_of))
-                .and(contribution_outcomes::contribution_id.gt(after))),
-        )
+    let page = contributions::table
         .filter(contributions::network_id.eq(network_id.to_owned()))
         .filter(contributions::occurred_at.le(cutoff))
         .filter(contributions::recorded_at.le(as_of))
         .filter(contributions::id.gt(after))
         .order(contributions::id)
-        .limit(limit)
-        .select((
-            contributions::id,
-            contributions::agent_id,
-            contributions::kind,
-            contributions::quantity,
-            contributions::unit,
-            contributions::skill,
-            contributions::occurred_at,
-            contribution_outcomes::status.nullable(),
-        ))
-        .load(conn)?;
+        .limit(limit);
+    let cols = (
+        contributions::id,
+        contributions::agent_id,
+        contributions::kind,
+        contributions::quantity,
+        contributions::unit,
+        contributions::skill,
+        contributions::occurred_at,
+    );
+    // Each contribution's outcome as it stood at `as_of`. PostgreSQL joins them (a merge
+    // join; the repeated `> after` lets it start both index scans at the page). SQLite's
+    // join looks each outcome up on its own, most of a page's cost, so there the page's
+    // outcomes are read by the id range it covers, one range scan, and matched in memory.
+    let mut joined: Vec<Option<Status>> = Vec::new();
+    let rows: Vec<CountedCols> = if matches!(conn, AnyConnection::Postgres(_)) {
+        let outcome = contribution_outcomes::table.on(contribution_outcomes::contribution_id
+            .eq(contributions::id)
+            .and(contribution_outcomes::decided_at.le(as_of))
+            .and(contribution_outcomes::contribution_id.gt(after)));
+        let with: Vec<(CountedCols, Option<Code<Status>>)> = page
+            .left_join(outcome)
+            .select((cols, contribution_outcomes::status.nullable()))
+            .load(conn)?;
+        with.into_iter()
+            .map(|(row, status)| {
+                joined.push(status.and_then(|s| s.0));
+                row
+            })
+            .collect()
+    } else {
+        page.select(cols).load(conn)?
+    };
     let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
         return Ok(Vec::new());
     };
     let (first, last) = (first.0.clone(), last.0.clone());
+    let outcome_rows: Vec<(String, Code<Status>)> = if joined.is_empty() {
+        contribution_outcomes::table
+            .filter(contribution_outcomes::contribution_id.ge(&first))
+            .filter(contribution_outcomes::contribution_id.le(&last))
+            .filter(contribution_outcomes::decided_at.le(as_of))
+            .select((
+                contribution_outcomes::contribution_id,
+                contribution_outcomes::status,
+            ))
+            .load(conn)?
+    } else {
+        Vec::new()
+    };
+    let by_id: foldhash::HashMap<&str, Option<Status>> = outcome_rows
+        .iter()
+        .map(|(id, status)| (id.as_str(), status.0))
+        .collect();
     // Corrections and tags of this page only, by the id range it covers.
     let corrected: std::collections::HashSet<String> = contributions::table
         .filter(contributions::network_id.eq(network_id))
@@ -477,13 +506,18 @@ pub fn snapshot_page(
     }
     Ok(rows
         .into_iter()
+        .enumerate()
         .map(
-            |(id, agent_id, kind, quantity, unit, skill, occurred_at, outcome)| {
+            |(i, (id, agent_id, kind, quantity, unit, skill, occurred_at))| {
                 // Most pages have no corrections and no tags: skip hashing every id then.
                 let status = if !corrected.is_empty() && corrected.contains(&id) {
                     Status::Superseded
                 } else {
-                    outcome.and_then(|c| c.0).unwrap_or(Status::Pending)
+                    let outcome = match joined.get(i) {
+                        Some(o) => *o,
+                        None => by_id.get(id.as_str()).copied().flatten(),
+                    };
+                    outcome.unwrap_or(Status::Pending)
                 };
                 Counted {
                     tags: if tags.is_empty() {
