@@ -72,8 +72,9 @@ pub struct Config {
     /// limit.
     #[arg(long, env = "HOLOPTIC_RATE_LIMIT_PER_AGENT", default_value_t = 5_000)]
     pub rate_limit_per_agent: u32,
-    /// Seconds after which an idempotency key still marked in progress is taken to belong to a
-    /// request whose process died, and is retaken by a retry.
+    /// Seconds after which a key whose write was applied but whose answer was never stored is
+    /// taken to belong to a request whose process died: a retry is refused ("response lost")
+    /// rather than applied again.
     #[arg(long, env = "HOLOPTIC_IDEMPOTENCY_STALE_SECS", default_value_t = 300,
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub idempotency_stale_secs: u64,
