@@ -95,6 +95,19 @@ static SQLITE_WRITER: parking_lot::Mutex<()> = parking_lot::const_mutex(());
 /// How long a writer waits for its turn: SQLite's `busy_timeout` below.
 const SQLITE_WRITER_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// Waits up to `wait` for this process's SQLite writer turn; past it, fails as SQLite's own
+/// busy timeout does ("database is locked", answered 503).
+fn sqlite_turn(
+    wait: std::time::Duration,
+) -> Result<parking_lot::MutexGuard<'static, ()>, diesel::result::Error> {
+    SQLITE_WRITER.try_lock_for(wait).ok_or_else(|| {
+        diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::Unknown,
+            Box::new("database is locked".to_owned()),
+        )
+    })
+}
+
 /// The content type of the answers [`write_tx_reply`] stores.
 pub const REPLY_CONTENT_TYPE: &str = "application/json";
 
@@ -147,12 +160,7 @@ where
                 // Writers of this process queue here rather than in SQLite's busy handler,
                 // whose sleeps (up to 100 ms a try) make the tail under concurrent writes.
                 // The wait is bounded like SQLite's own busy timeout, and ends the same way.
-                let Some(_turn) = SQLITE_WRITER.try_lock_for(SQLITE_WRITER_WAIT) else {
-                    return Err(E::from(diesel::result::Error::DatabaseError(
-                        diesel::result::DatabaseErrorKind::Unknown,
-                        Box::new("database is locked".to_owned()),
-                    )));
-                };
+                let _turn = sqlite_turn(SQLITE_WRITER_WAIT)?;
                 AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")?;
                 match f(conn) {
                     Ok(value) => {
@@ -256,5 +264,30 @@ impl r2d2::ManageConnection for Manager {
             || <AnyConnection as Connection>::TransactionManager::is_broken_transaction_manager(
                 conn,
             )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::sqlite_turn;
+    use crate::error::ApiError;
+
+    #[test]
+    fn a_writer_that_waits_too_long_gets_a_503() {
+        let held = sqlite_turn(Duration::from_secs(1)).expect("the first turn is free");
+        let waited = std::thread::spawn(|| sqlite_turn(Duration::from_millis(50)).map(|_| ()))
+            .join()
+            .expect("joined");
+        let Err(e) = waited else {
+            panic!("the turn is held: the second writer must give up");
+        };
+        assert!(matches!(ApiError::from(e), ApiError::Unavailable));
+        drop(held);
+        let next = std::thread::spawn(|| sqlite_turn(Duration::from_millis(50)).map(|_| ()))
+            .join()
+            .expect("joined");
+        assert!(next.is_ok(), "released: the next writer gets its turn");
     }
 }
