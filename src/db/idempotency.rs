@@ -78,7 +78,7 @@ pub fn claim(
     })
 }
 
-/// What the request's writes did with its key.
+/// Values of [`RequestKey`]'s `written`, read as an [`Outcome`].
 const UNWRITTEN: u8 = 0;
 const APPLIED: u8 = 1;
 const STORED: u8 = 2;
@@ -93,7 +93,7 @@ pub struct RequestKey {
     written: Arc<AtomicU8>,
 }
 
-/// A response stored with the write that produced it.
+/// What the request's writes did with its key, once the handler is done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// No write transaction recorded the key: the response is stored on its own.
