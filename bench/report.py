@@ -52,6 +52,10 @@ def backend_section(name, r, sizes):
         out.append(
             f"| `GET {what}` at {sizes['read_rate']:,} req/s: p50 / p99 (achieved req/s) | "
             f"{ms(rd['p50'])} / {ms(rd['p99'])} ({num(rd['rps'])}) | — | | p99 ≤ 10 ms | {verdict(rd['p99'] is not None and rd['p99'] <= 0.010 and rd['non_2xx'] == 0)} |")
+    if "shares_first_read_s" in h:
+        out.append(
+            f"| first `GET shares` after the writes (weighs every contribution; kept until the journal moves) | "
+            f"{h['shares_first_read_s']:.2f} s | — | | | |")
     out.append(
         f"| server RSS idle / peak during the HTTP runs | {h['idle_rss_kib'] / 1024:.0f} MiB / {h['peak_rss_kib'] / 1024:.0f} MiB | — | | idle ≤ 50 MB | {verdict(h['idle_rss_kib'] * 1024 <= 50e6)} |")
     for n, d in r["distribution"].items():

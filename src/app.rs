@@ -85,6 +85,7 @@ impl Application {
             idempotency_stale: chrono::Duration::seconds(
                 i64::try_from(config.idempotency_stale_secs).unwrap_or(300),
             ),
+            shares: Arc::default(),
         });
         let limit = web::Data::new(BodyLimit(config.max_body_bytes));
         let limiter = web::Data::new(RateLimiter::new(

@@ -3,7 +3,8 @@
 use actix_web::{get, web, HttpResponse};
 use diesel::RunQueryDsl as _;
 use prometheus::{
-    Encoder as _, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder as _, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -28,6 +29,8 @@ pub struct Metrics {
     pub latency: HistogramVec,
     pool_connections: IntGauge,
     pool_idle: IntGauge,
+    shares_reused: IntCounter,
+    shares_computed: IntCounter,
 }
 
 impl Metrics {
@@ -56,13 +59,25 @@ impl Metrics {
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(pool_connections.clone()))?;
+        let shares_reused = IntCounter::new(
+            "shares_tables_reused_total",
+            "Shares reads answered from the table kept for their network",
+        )?;
+        let shares_computed = IntCounter::new(
+            "shares_tables_computed_total",
+            "Shares tables computed from every counted contribution",
+        )?;
         registry.register(Box::new(pool_idle.clone()))?;
+        registry.register(Box::new(shares_reused.clone()))?;
+        registry.register(Box::new(shares_computed.clone()))?;
         Ok(Self {
             registry,
             requests,
             latency,
             pool_connections,
             pool_idle,
+            shares_reused,
+            shares_computed,
         })
     }
 }
@@ -113,6 +128,14 @@ pub async fn metrics(state: web::Data<AppState>, metrics: web::Data<Metrics>) ->
     let (open, idle) = state.db.pool_state();
     metrics.pool_connections.set(i64::from(open));
     metrics.pool_idle.set(i64::from(idle));
+    // The cache counts; the counters follow it (only this handler moves them).
+    let (reused, computed) = state.shares.counts();
+    metrics
+        .shares_reused
+        .inc_by(reused.saturating_sub(metrics.shares_reused.get()));
+    metrics
+        .shares_computed
+        .inc_by(computed.saturating_sub(metrics.shares_computed.get()));
     let mut buf = Vec::new();
     if let Err(e) = TextEncoder::new().encode(&metrics.registry.gather(), &mut buf) {
         return ApiError::Internal(e.to_string()).into();

@@ -67,6 +67,8 @@ pub struct AppState {
     pub session_ttl_secs: i64,
     /// Whether the session cookie is `Secure`.
     pub cookie_secure: bool,
+    /// The shares tables last computed, per network.
+    pub shares: Arc<shares::SharesCache>,
 }
 
 /// Registers every `/v1` handler (and so every documented path).

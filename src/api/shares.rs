@@ -2,6 +2,9 @@
 //! paid, and what they would get of a given amount now.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use actix_web::{get, web};
 use base64::Engine as _;
@@ -101,29 +104,51 @@ pub struct ShareParams {
     pub currency: Option<String>,
 }
 
+/// A member's row of the shares table. The display name is not kept here: profiles change
+/// without a journal entry, so names are read for the rows shown.
+struct Ranked {
+    agent_id: String,
+    value: String,
+    share: String,
+    paid: Vec<Money>,
+    would_get: Option<String>,
+}
+
+/// Every member's share at a date, highest value first.
 struct Table {
     at: NaiveDateTime,
     version: i32,
     total: Decimal,
     amount: Option<(String, String)>,
-    rows: Vec<ShareOut>,
+    rows: Arc<Vec<Ranked>>,
 }
 
-fn table(
+/// Checks the date, decides any proposal that is due, and finds the equation in force then.
+fn prepare(
     conn: &mut AnyConnection,
     network: &str,
     at: NaiveDateTime,
-    amount: Option<Decimal>,
-    currency: Option<String>,
-) -> Result<Table, ApiError> {
+) -> Result<accounting::InForce, ApiError> {
     let current = now();
     if at > current {
         return Err(ApiError::field("at", "must not be in the future"));
     }
     accounting::settle(conn, network, current)?;
-    let force = accounting::in_force(conn, network, at)?
-        .ok_or_else(|| ApiError::Conflict("no value equation was in force at that date".into()))?;
-    let values = accounting::values_by_agent(conn, network, &force.eq, at, current)?;
+    accounting::in_force(conn, network, at)?
+        .ok_or_else(|| ApiError::Conflict("no value equation was in force at that date".into()))
+}
+
+/// Computes the table from every counted contribution at `at`, as things stood at `as_of`.
+fn compute_table(
+    conn: &mut AnyConnection,
+    network: &str,
+    force: &accounting::InForce,
+    at: NaiveDateTime,
+    as_of: NaiveDateTime,
+    amount: Option<Decimal>,
+    currency: Option<String>,
+) -> Result<Table, ApiError> {
+    let values = accounting::values_by_agent(conn, network, &force.eq, at, as_of)?;
     let total = values
         .values()
         .try_fold(Decimal::ZERO, |s, v| s.checked_add(*v))
@@ -156,15 +181,15 @@ fn table(
             ));
         }
         let minor = to_minor(a, scale).ok_or_else(|| ApiError::field("amount", "is too large"))?;
-        let eq_now = accounting::in_force(conn, network, current)?
+        let eq_now = accounting::in_force(conn, network, as_of)?
             .ok_or_else(|| ApiError::Conflict("no value equation in force now".into()))?;
         let job = Job {
             network_id: network,
             eq: &eq_now.eq,
             amount_minor: minor,
             scale,
-            cutoff: current,
-            as_of: current,
+            cutoff: as_of,
+            as_of,
             before: None,
             salt: "shares",
         };
@@ -177,8 +202,8 @@ fn table(
         }
         would = Some((per, scale, cur.code.clone(), minor));
     }
-    let mut rows: Vec<(Decimal, ShareOut)> = Vec::new();
-    for (m, agent) in db::members::list_members(conn, network, None, i64::MAX)? {
+    let mut rows: Vec<(Decimal, Ranked)> = Vec::new();
+    for (m, _) in db::members::list_members(conn, network, None, i64::MAX)? {
         let value = values.get(&m.agent_id).copied().unwrap_or_default();
         let share = if total.is_zero() {
             Decimal::ZERO
@@ -197,33 +222,322 @@ fn table(
             })
             .unwrap_or_default();
         paid_list.sort_by(|a, b| a.currency.cmp(&b.currency));
+        let would_get = would.as_ref().map(|(per, scale, _, _)| {
+            to_human(per.get(&m.agent_id).copied().unwrap_or_default(), *scale)
+        });
         rows.push((
             value,
-            ShareOut {
-                agent_id: stored_id(&m.agent_id),
-                display_name: agent.display_name,
+            Ranked {
                 value: value.normalize().to_string(),
                 share: share
                     .round_dp_with_strategy(SHARE_DIGITS, RoundingStrategy::ToZero)
                     .normalize()
                     .to_string(),
                 paid: paid_list,
-                would_get: would.as_ref().map(|(per, scale, _, _)| {
-                    to_human(per.get(&m.agent_id).copied().unwrap_or_default(), *scale)
-                }),
+                would_get,
+                agent_id: m.agent_id,
             },
         ));
     }
     // Highest value first, then by id: sorted on the exact values, not their text.
     rows.sort_by(|(va, a), (vb, b)| vb.cmp(va).then_with(|| a.agent_id.cmp(&b.agent_id)));
-    let rows: Vec<ShareOut> = rows.into_iter().map(|(_, r)| r).collect();
     Ok(Table {
         at,
         version: force.row.version,
         total,
         amount: would.map(|(_, scale, code, minor)| (to_human(minor, scale), code)),
-        rows,
+        rows: Arc::new(rows.into_iter().map(|(_, r)| r).collect()),
     })
+}
+
+/// How many networks' tables a process keeps.
+const CACHED_NETWORKS: usize = 32;
+
+/// Fills of different networks may run side by side: one lock per stripe.
+const FILL_STRIPES: usize = 16;
+
+/// The last shares table computed for each network, reused while nothing it depends on has
+/// changed, so that reading shares does not weigh every contribution on every request.
+///
+/// A table is reused only when the journal holds the same entries as when it was computed
+/// (every write that changes contributions, outcomes, members, equations or distributions is
+/// journaled in its own transaction; see [`db::journal::version`]), the same equation
+/// version is in force, and the new date selects the same contributions: no contribution
+/// happened between the two dates, and none was recorded after the moment the table was
+/// computed for. Equations that weigh contributions by their age (decay, `age_days`) change
+/// with the date alone and are never cached; nor are reads with a sample `amount`.
+pub struct SharesCache {
+    tables: parking_lot::Mutex<HashMap<String, Arc<Cached>>>,
+    fills: [tokio::sync::Mutex<()>; FILL_STRIPES],
+    reused: AtomicU64,
+    computed: AtomicU64,
+}
+
+impl Default for SharesCache {
+    fn default() -> Self {
+        Self {
+            tables: parking_lot::Mutex::new(HashMap::new()),
+            fills: std::array::from_fn(|_| tokio::sync::Mutex::new(())),
+            reused: AtomicU64::new(0),
+            computed: AtomicU64::new(0),
+        }
+    }
+}
+
+/// A computed table and what it holds for.
+struct Cached {
+    journal: i64,
+    version: i32,
+    as_of: NaiveDateTime,
+    /// The latest `occurred_at` at or before the table's date, if any.
+    from: Option<NaiveDateTime>,
+    /// The earliest `occurred_at` after it, if any.
+    until: Option<NaiveDateTime>,
+    total: Decimal,
+    rows: Arc<Vec<Ranked>>,
+}
+
+impl Cached {
+    fn serves(&self, journal: i64, version: i32, at: NaiveDateTime, as_of: NaiveDateTime) -> bool {
+        self.journal == journal
+            && self.version == version
+            && as_of >= self.as_of
+            && self.from.is_none_or(|f| at >= f)
+            && self.until.is_none_or(|u| at < u)
+    }
+}
+
+impl SharesCache {
+    /// How many reads were answered from a kept table, and how many tables were computed,
+    /// since the process started.
+    pub fn counts(&self) -> (u64, u64) {
+        (
+            self.reused.load(Ordering::Relaxed),
+            self.computed.load(Ordering::Relaxed),
+        )
+    }
+
+    fn get(
+        &self,
+        network: &str,
+        journal: i64,
+        version: i32,
+        at: NaiveDateTime,
+        as_of: NaiveDateTime,
+    ) -> Option<Table> {
+        let tables = self.tables.lock();
+        let c = tables.get(network)?;
+        if !c.serves(journal, version, at, as_of) {
+            return None;
+        }
+        self.reused.fetch_add(1, Ordering::Relaxed);
+        Some(Table {
+            at,
+            version: c.version,
+            total: c.total,
+            amount: None,
+            rows: Arc::clone(&c.rows),
+        })
+    }
+
+    fn put(&self, network: &str, cached: Cached) {
+        let mut tables = self.tables.lock();
+        if tables.len() >= CACHED_NETWORKS && !tables.contains_key(network) {
+            let oldest = tables
+                .iter()
+                .min_by_key(|(_, c)| c.as_of)
+                .map(|(n, _)| n.clone());
+            if let Some(n) = oldest {
+                tables.remove(&n);
+            }
+        }
+        tables.insert(network.to_owned(), Arc::new(cached));
+    }
+
+    /// The lock a fill of this network's table takes, so that concurrent readers wait for
+    /// one computation instead of each running their own.
+    fn fill_turn(&self, network: &str) -> &tokio::sync::Mutex<()> {
+        let stripe = usize::try_from(foldhash::fast::FixedState::with_seed(0).hash_one(network))
+            .unwrap_or(0)
+            % FILL_STRIPES;
+        &self.fills[stripe]
+    }
+}
+
+/// What a read shows: the table's header and the rows picked, with their names.
+struct Shown {
+    at: NaiveDateTime,
+    version: i32,
+    total: Decimal,
+    amount: Option<(String, String)>,
+    items: Vec<ShareOut>,
+    /// Whether rows follow the last one picked.
+    more: bool,
+}
+
+/// Which rows of the table a read shows, and whether any follow.
+type Pick = fn(&[Ranked], &Picker) -> Result<(Vec<usize>, bool), ApiError>;
+
+/// What the pick needs: a page after a cursor, or one member.
+enum Picker {
+    Page { after: Option<String>, limit: usize },
+    One(String),
+}
+
+fn pick(rows: &[Ranked], picker: &Picker) -> Result<(Vec<usize>, bool), ApiError> {
+    match picker {
+        Picker::Page { after, limit } => {
+            let start = match after {
+                Some(a) => rows
+                    .iter()
+                    .position(|r| &r.agent_id == a)
+                    .map_or(rows.len(), |p| p + 1),
+                None => 0,
+            };
+            let end = start.saturating_add(*limit).min(rows.len());
+            Ok(((start..end).collect(), end < rows.len()))
+        }
+        Picker::One(agent) => rows
+            .iter()
+            .position(|r| &r.agent_id == agent)
+            .map(|p| (vec![p], false))
+            .ok_or_else(|| ApiError::NotFound("no such member".into())),
+    }
+}
+
+fn show(
+    conn: &mut AnyConnection,
+    t: &Table,
+    picker: &Picker,
+    pick: Pick,
+) -> Result<Shown, ApiError> {
+    let (picked, more) = pick(&t.rows, picker)?;
+    let ids: Vec<&str> = picked
+        .iter()
+        .map(|&i| t.rows[i].agent_id.as_str())
+        .collect();
+    let names = db::members::display_names(conn, &ids)?;
+    let items = picked
+        .into_iter()
+        .map(|i| {
+            let r = &t.rows[i];
+            ShareOut {
+                agent_id: stored_id(&r.agent_id),
+                display_name: names.get(&r.agent_id).cloned().unwrap_or_default(),
+                value: r.value.clone(),
+                share: r.share.clone(),
+                paid: r
+                    .paid
+                    .iter()
+                    .map(|m| Money {
+                        currency: m.currency.clone(),
+                        amount: m.amount.clone(),
+                    })
+                    .collect(),
+                would_get: r.would_get.clone(),
+            }
+        })
+        .collect();
+    Ok(Shown {
+        at: t.at,
+        version: t.version,
+        total: t.total,
+        amount: t.amount.clone(),
+        items,
+        more,
+    })
+}
+
+/// What a shares read asked for.
+struct Ask {
+    key: String,
+    caller: Option<AgentId>,
+    at: NaiveDateTime,
+    amount: Option<Decimal>,
+    currency: Option<String>,
+    picker: Picker,
+}
+
+/// Reads the shares table for `ask` (from the cache when it still holds, else computing
+/// it, once for all readers waiting on it) and shows the rows it picks.
+async fn read(state: &AppState, ask: Ask, pick: Pick) -> Result<Shown, ApiError> {
+    enum Step {
+        Done(Shown),
+        Fill(String, Ask),
+    }
+    let cache = Arc::clone(&state.shares);
+    let step = state
+        .db
+        .run(move |conn| {
+            let access = Access::load(conn, &ask.key, ask.caller)?;
+            let network = access.network.id;
+            let force = prepare(conn, &network, ask.at)?;
+            if ask.amount.is_some() || force.eq.weighs_by_age() {
+                cache.computed.fetch_add(1, Ordering::Relaxed);
+                let t = compute_table(
+                    conn,
+                    &network,
+                    &force,
+                    ask.at,
+                    now(),
+                    ask.amount,
+                    ask.currency.clone(),
+                )?;
+                return show(conn, &t, &ask.picker, pick).map(Step::Done);
+            }
+            let journal = db::journal::version(conn, &network)?;
+            match cache.get(&network, journal, force.row.version, ask.at, now()) {
+                Some(t) => show(conn, &t, &ask.picker, pick).map(Step::Done),
+                None => Ok(Step::Fill(network, ask)),
+            }
+        })
+        .await?;
+    let (network, ask) = match step {
+        Step::Done(shown) => return Ok(shown),
+        Step::Fill(network, ask) => (network, ask),
+    };
+    let _turn = state.shares.fill_turn(&network).lock().await;
+    let cache = Arc::clone(&state.shares);
+    state
+        .db
+        .run(move |conn| {
+            db::conn::read_snapshot(conn, |conn| {
+                // The journal is read first, then the clock: everything the table reads was
+                // committed by then, so was recorded at or before `as_of` (checked below).
+                let journal = db::journal::version(conn, &network)?;
+                let as_of = now();
+                let force = accounting::in_force(conn, &network, ask.at)?.ok_or_else(|| {
+                    ApiError::Conflict("no value equation was in force at that date".into())
+                })?;
+                // Another reader may have filled it while this one waited for its turn.
+                if let Some(t) = cache.get(&network, journal, force.row.version, ask.at, as_of) {
+                    return show(conn, &t, &ask.picker, pick);
+                }
+                cache.computed.fetch_add(1, Ordering::Relaxed);
+                let t = compute_table(conn, &network, &force, ask.at, as_of, None, None)?;
+                let (from, until) = db::contributions::occurred_around(conn, &network, ask.at)?;
+                // A row stamped after `as_of` (another instance's clock ahead of this one's)
+                // would count in a later read of the same journal: such a table is not kept.
+                let settled = db::contributions::last_recorded(conn, &network)?
+                    .is_none_or(|last| last <= as_of);
+                if settled {
+                    cache.put(
+                        &network,
+                        Cached {
+                            journal,
+                            version: t.version,
+                            as_of,
+                            from,
+                            until,
+                            total: t.total,
+                            rows: Arc::clone(&t.rows),
+                        },
+                    );
+                }
+                show(conn, &t, &ask.picker, pick)
+            })
+        })
+        .await
 }
 
 fn sample(amount: Option<&str>) -> Result<Option<Decimal>, ApiError> {
@@ -242,6 +556,11 @@ fn sample(amount: Option<&str>) -> Result<Option<Decimal>, ApiError> {
 }
 
 /// Every member's value share at a date, highest first.
+///
+/// Computing shares weighs every counted contribution. The table computed last is kept per
+/// network and reused until the journal gains an entry or a date selects other
+/// contributions, so repeated reads cost a few indexed lookups. Reads with `amount`, and
+/// equations that weigh contributions by age, are computed each time.
 #[utoipa::path(
     tag = "shares",
     params(("network" = String, Path, description = "Network id or slug"), SharesParams),
@@ -258,40 +577,29 @@ pub async fn list_shares(
     let q = query.0;
     let limit = usize::try_from(page_limit(q.limit)?).unwrap_or(50);
     let after = decode_cursor(q.cursor.as_deref())?;
-    let amount = sample(q.amount.as_deref())?;
-    let at = q.at.map_or_else(now, |t| t.naive_utc());
-    let key = path.into_inner();
-    let t = state
-        .db
-        .run(move |conn| {
-            let access = Access::load(conn, &key, caller.0)?;
-            table(conn, &access.network.id, at, amount, q.currency)
-        })
-        .await?;
-    let start = match after {
-        Some(a) => t
-            .rows
-            .iter()
-            .position(|r| r.agent_id.to_string() == a)
-            .map_or(t.rows.len(), |p| p + 1),
-        None => 0,
+    let ask = Ask {
+        key: path.into_inner(),
+        caller: caller.0,
+        at: q.at.map_or_else(now, |t| t.naive_utc()),
+        amount: sample(q.amount.as_deref())?,
+        currency: q.currency,
+        picker: Picker::Page { after, limit },
     };
-    let mut items: Vec<ShareOut> = t.rows.into_iter().skip(start).take(limit + 1).collect();
-    let next_cursor = if items.len() > limit {
-        items.truncate(limit);
-        items.last().map(|r| {
+    let shown = read(&state, ask, pick).await?;
+    let next_cursor = if shown.more {
+        shown.items.last().map(|r| {
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r.agent_id.to_string())
         })
     } else {
         None
     };
     Ok(web::Json(SharesOut {
-        at: utc(t.at),
-        equation_version: t.version,
-        total_value: t.total.normalize().to_string(),
-        amount: t.amount.as_ref().map(|(a, _)| a.clone()),
-        currency: t.amount.map(|(_, c)| c),
-        items,
+        at: utc(shown.at),
+        equation_version: shown.version,
+        total_value: shown.total.normalize().to_string(),
+        amount: shown.amount.as_ref().map(|(a, _)| a.clone()),
+        currency: shown.amount.map(|(_, c)| c),
+        items: shown.items,
         next_cursor,
     }))
 }
@@ -313,18 +621,19 @@ pub async fn get_share(
     let (key, agent) = path.into_inner();
     let agent = path_uuid("agent_id", &agent)?;
     let q = query.0;
-    let amount = sample(q.amount.as_deref())?;
-    let at = q.at.map_or_else(now, |t| t.naive_utc());
-    state
-        .db
-        .run(move |conn| {
-            let access = Access::load(conn, &key, caller.0)?;
-            let t = table(conn, &access.network.id, at, amount, q.currency)?;
-            t.rows
-                .into_iter()
-                .find(|r| r.agent_id.to_string() == agent)
-                .ok_or_else(|| ApiError::NotFound("no such member".into()))
-        })
-        .await
+    let ask = Ask {
+        key,
+        caller: caller.0,
+        at: q.at.map_or_else(now, |t| t.naive_utc()),
+        amount: sample(q.amount.as_deref())?,
+        currency: q.currency,
+        picker: Picker::One(agent),
+    };
+    let shown = read(&state, ask, pick).await?;
+    shown
+        .items
+        .into_iter()
+        .next()
         .map(web::Json)
+        .ok_or_else(|| ApiError::NotFound("no such member".into()))
 }

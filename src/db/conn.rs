@@ -89,6 +89,50 @@ where
         .and_then(|(_, body)| body.ok_or_else(|| E::from(diesel::result::Error::NotFound)))
 }
 
+/// Runs `f` in one read-only transaction, so that every statement in it reads the same
+/// snapshot: `REPEATABLE READ` on PostgreSQL; on SQLite a deferred transaction, whose WAL
+/// snapshot is taken at its first read and kept to its end. Inside an open transaction `f`
+/// runs in it as it is.
+pub fn read_snapshot<T, E, F>(conn: &mut AnyConnection, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut AnyConnection) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    let open = match conn {
+        AnyConnection::Postgres(inner) => {
+            AnsiTransactionManager::transaction_manager_status_mut(inner).transaction_depth()?
+        }
+        AnyConnection::Sqlite(inner) => {
+            AnsiTransactionManager::transaction_manager_status_mut(inner).transaction_depth()?
+        }
+    };
+    if open.is_some() {
+        return f(conn);
+    }
+    match conn {
+        AnyConnection::Postgres(inner) => AnsiTransactionManager::begin_transaction_sql(
+            inner,
+            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        )?,
+        AnyConnection::Sqlite(inner) => {
+            AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN DEFERRED")?;
+        }
+    }
+    match f(conn) {
+        Ok(value) => <AnyConnection as Connection>::TransactionManager::commit_transaction(conn)
+            .map(|()| value)
+            .map_err(E::from),
+        Err(err) => {
+            if let Err(rollback) =
+                <AnyConnection as Connection>::TransactionManager::rollback_transaction(conn)
+            {
+                tracing::error!(error = %rollback, "rollback failed");
+            }
+            Err(err)
+        }
+    }
+}
+
 /// One SQLite write transaction at a time in this process (SQLite has one writer anyway).
 static SQLITE_WRITER: parking_lot::Mutex<()> = parking_lot::const_mutex(());
 

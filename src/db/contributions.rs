@@ -400,6 +400,44 @@ pub struct Counted {
     pub status: Status,
 }
 
+/// The `occurred_at` dates next to `at` among every contribution of a network: the latest at
+/// or before it and the earliest after it. Between the two, the set of contributions that
+/// happened by a date is the same as at `at`.
+pub fn occurred_around(
+    conn: &mut AnyConnection,
+    network_id: &str,
+    at: NaiveDateTime,
+) -> QueryResult<(Option<NaiveDateTime>, Option<NaiveDateTime>)> {
+    let before = contributions::table
+        .filter(contributions::network_id.eq(network_id))
+        .filter(contributions::occurred_at.le(at))
+        .select(diesel::dsl::max(contributions::occurred_at))
+        .get_result(conn)?;
+    let after = contributions::table
+        .filter(contributions::network_id.eq(network_id))
+        .filter(contributions::occurred_at.gt(at))
+        .select(diesel::dsl::min(contributions::occurred_at))
+        .get_result(conn)?;
+    Ok((before, after))
+}
+
+/// The latest time any contribution of a network, or any of their outcomes, was recorded.
+pub fn last_recorded(
+    conn: &mut AnyConnection,
+    network_id: &str,
+) -> QueryResult<Option<NaiveDateTime>> {
+    let recorded: Option<NaiveDateTime> = contributions::table
+        .filter(contributions::network_id.eq(network_id))
+        .select(diesel::dsl::max(contributions::recorded_at))
+        .get_result(conn)?;
+    let decided: Option<NaiveDateTime> = contribution_outcomes::table
+        .inner_join(contributions::table)
+        .filter(contributions::network_id.eq(network_id))
+        .select(diesel::dsl::max(contribution_outcomes::decided_at))
+        .get_result(conn)?;
+    Ok(recorded.max(decided))
+}
+
 type CountedCols = (
     String,
     String,

@@ -92,6 +92,28 @@ pub fn unsealed(
         .load(conn)
 }
 
+/// How many entries a network's journal holds, read in one statement: the last seal's
+/// `seq` (seals are numbered 1, 2, 3… with no gap) plus the entries waiting to be sealed.
+///
+/// The journal only grows (entries and seals are never changed or removed, and the sealer
+/// takes an entry off its queue in the transaction that seals it), so two reads that count
+/// the same number saw the same committed entries. Every write that changes contributions,
+/// outcomes, members, equations or distributions journals itself in its own transaction, so
+/// an equal count also means none of them changed.
+pub fn version(conn: &mut AnyConnection, network_id: &str) -> QueryResult<i64> {
+    let head = journal_seals::table
+        .filter(journal_seals::network_id.eq(network_id))
+        .select(diesel::dsl::max(journal_seals::seq))
+        .single_value();
+    let waiting = journal_unsealed::table
+        .filter(journal_unsealed::network_id.eq(network_id))
+        .count()
+        .single_value();
+    let (head, waiting): (Option<i64>, Option<i64>) =
+        diesel::select((head, waiting)).get_result(conn)?;
+    Ok(head.unwrap_or(0).saturating_add(waiting.unwrap_or(0)))
+}
+
 /// How many entries of a network are not sealed yet.
 pub fn unsealed_count(conn: &mut AnyConnection, network_id: &str) -> QueryResult<i64> {
     journal_unsealed::table

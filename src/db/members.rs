@@ -121,6 +121,22 @@ pub fn list_members(
     q.order(memberships::agent_id).limit(limit).load(conn)
 }
 
+/// The display names of these agents, by id.
+pub fn display_names(
+    conn: &mut AnyConnection,
+    ids: &[&str],
+) -> QueryResult<std::collections::HashMap<String, String>> {
+    if ids.is_empty() {
+        return Ok(std::collections::HashMap::new());
+    }
+    Ok(agents::table
+        .filter(agents::id.eq_any(ids))
+        .select((agents::id, agents::display_name))
+        .load::<(String, String)>(conn)?
+        .into_iter()
+        .collect())
+}
+
 /// One member with its agent.
 pub fn member(
     conn: &mut AnyConnection,

@@ -739,6 +739,17 @@ impl Compiled {
             && c.to.is_none_or(|t| occurred_at < t)
     }
 
+    /// Whether a contribution's weighted value can change with the cut-off date alone: decay,
+    /// or a formula reading `age_days` or `decay`. When it cannot, values change only when a
+    /// contribution enters or leaves the counted set.
+    pub fn weighs_by_age(&self) -> bool {
+        self.source.decay_half_life_days.is_some()
+            || self
+                .formulas
+                .values()
+                .any(|f| f.mentions("age_days") || f.mentions("decay"))
+    }
+
     /// Weighted value of `c` at `cutoff`: quantity × rate × multiplier × decay, or the kind's
     /// formula. Rounded toward zero to [`WEIGHT_DIGITS`]; never negative.
     pub fn weigh(&self, c: &Facts, cutoff: DateTime<Utc>) -> Result<Decimal, WeighError> {
@@ -895,6 +906,30 @@ mod tests {
             Ok(d("100")),
             "formula, no decay"
         );
+    }
+
+    #[test]
+    fn weighing_by_age_is_decay_or_a_formula_reading_age() {
+        let with = |extra: serde_json::Value| {
+            let mut body = serde_json::json!({
+                "buckets": [{ "name": "p", "share": "straight", "percent": "100", "pool": { "policy": { "type": "equal" } } }]
+            });
+            if let (Some(b), Some(x)) = (body.as_object_mut(), extra.as_object()) {
+                b.extend(x.clone());
+            }
+            compile(body).weighs_by_age()
+        };
+        assert!(!with(serde_json::json!({})));
+        assert!(!with(
+            serde_json::json!({ "formulas": { "cash": "min(quantity, 100) * rate" } })
+        ));
+        assert!(with(serde_json::json!({ "decay_half_life_days": 10 })));
+        assert!(with(
+            serde_json::json!({ "formulas": { "work": "if(age_days > 30, value / 2, value)" } })
+        ));
+        assert!(with(
+            serde_json::json!({ "formulas": { "work": "-(quantity * decay)" } })
+        ));
     }
 
     #[test]

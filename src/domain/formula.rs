@@ -138,6 +138,19 @@ pub enum Expr {
     Call(String, Vec<Expr>, usize),
 }
 
+impl Expr {
+    /// Whether the formula reads the variable `name` anywhere.
+    pub fn mentions(&self, name: &str) -> bool {
+        match self {
+            Self::Num(_) => false,
+            Self::Var(v, _) => v == name,
+            Self::Neg(e) => e.mentions(name),
+            Self::Bin(_, a, b, _) => a.mentions(name) || b.mentions(name),
+            Self::Call(_, args, _) => args.iter().any(|a| a.mentions(name)),
+        }
+    }
+}
+
 struct Parser {
     toks: Vec<(usize, Tok)>,
     pos: usize,
