@@ -70,37 +70,66 @@ pub const SEAL_CHUNK: i64 = 1_000;
 /// never wait for the sealer) go on.
 pub fn seal(conn: &mut AnyConnection, network_id: &str) -> Result<usize, ApiError> {
     let mut sealed = 0;
+    // Chunks are read in id order from past the last one sealed. An entry committed late
+    // with a lower id is found by one more read from the start once the rest are sealed.
+    let mut after: Option<String> = None;
     loop {
-        if db::journal::unsealed(conn, network_id, 1)?.is_empty() {
-            return Ok(sealed);
+        if db::journal::unsealed(conn, network_id, after.as_deref(), 1)?.is_empty() {
+            if after.is_none() {
+                return Ok(sealed);
+            }
+            after = None;
+            continue;
         }
-        sealed += write_tx(conn, |conn| {
+        let (count, last) = write_tx(conn, |conn| {
             db::journal::lock_sealing(conn, network_id)?;
-            let entries = db::journal::unsealed(conn, network_id, SEAL_CHUNK)?;
+            let entries = db::journal::unsealed(conn, network_id, after.as_deref(), SEAL_CHUNK)?;
+            let last = entries.last().map(|e| e.id.clone());
             let head = db::journal::head(conn, network_id)?;
-            Ok::<_, ApiError>(db::journal::seal(conn, head, &entries, now())?)
+            Ok::<_, ApiError>((db::journal::seal(conn, head, &entries, now())?, last))
         })?;
+        sealed += count;
+        // Another sealer may have taken the chunk meanwhile: then start again from the start.
+        after = last;
     }
 }
 
 /// Seals every network, forever, every `every` (started with the server). Several instances
 /// may run it: the sealing lock and the unique sequence keep the chain single.
 pub async fn sealer(db: Db, every: Duration) {
+    let mut since_vacuum = 0;
     loop {
         tokio::time::sleep(every).await;
         let result = db
-            .run(|conn| {
+            .run(move |conn| {
+                let mut sealed = 0;
                 for network in db::journal::networks_to_seal(conn)? {
-                    seal(conn, &network)?;
+                    sealed += seal(conn, &network)?;
                 }
-                Ok::<_, ApiError>(())
+                Ok::<_, ApiError>(sealed)
             })
             .await;
-        if let Err(e) = result {
-            tracing::warn!(error = %e, "sealing the journal failed; will retry");
+        match result {
+            Ok(sealed) => since_vacuum += sealed,
+            Err(e) => tracing::warn!(error = %e, "sealing the journal failed; will retry"),
+        }
+        if since_vacuum >= VACUUM_AFTER {
+            since_vacuum = 0;
+            let vacuumed = db
+                .run(|conn| db::journal::vacuum_queue(conn).map_err(ApiError::from))
+                .await;
+            if let Err(e) = vacuumed {
+                tracing::warn!(error = %e, "vacuuming the sealing queue failed");
+            }
         }
     }
 }
+
+/// Entries sealed by this process between two vacuums of the sealing queue on PostgreSQL.
+/// Every sealed entry leaves a dead row in the queue and in its index; until a vacuum
+/// removes them, every read of the queue (the sealer's own, and the journal count shares
+/// reads check) walks them: after 300,000 writes, 6 ms to count an empty queue.
+const VACUUM_AFTER: usize = 50_000;
 
 /// The result of verifying a network.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]

@@ -78,14 +78,20 @@ pub fn head(conn: &mut AnyConnection, network_id: &str) -> QueryResult<Option<(i
 
 /// Up to `limit` unsealed entries of a network, oldest first, from the sealer's queue (so the
 /// cost follows the tail, not the journal's length).
+///
+/// `after` starts the read past an entry id: the queue's index keeps the entries the sealer
+/// removed until PostgreSQL vacuums it, and they sit at its start, so a sealer reading chunk
+/// after chunk from the start would walk every earlier chunk again.
 pub fn unsealed(
     conn: &mut AnyConnection,
     network_id: &str,
+    after: Option<&str>,
     limit: i64,
 ) -> QueryResult<Vec<JournalRow>> {
     journal_unsealed::table
         .inner_join(journal_entries::table)
         .filter(journal_unsealed::network_id.eq(network_id))
+        .filter(journal_unsealed::entry_id.gt(after.unwrap_or("")))
         .order(journal_unsealed::entry_id)
         .limit(limit)
         .select(JournalRow::as_select())
@@ -120,6 +126,15 @@ pub fn unsealed_count(conn: &mut AnyConnection, network_id: &str) -> QueryResult
         .filter(journal_unsealed::network_id.eq(network_id))
         .count()
         .get_result(conn)
+}
+
+/// Vacuums the sealing queue on PostgreSQL, removing the rows the sealer deleted (skipped if
+/// another instance is vacuuming it). SQLite reuses the freed pages itself.
+pub fn vacuum_queue(conn: &mut AnyConnection) -> QueryResult<()> {
+    if let AnyConnection::Postgres(pg) = conn {
+        diesel::sql_query("VACUUM (SKIP_LOCKED) journal_unsealed").execute(pg)?;
+    }
+    Ok(())
 }
 
 /// Takes the lock that lets one sealer at a time chain a network's entries, until the end of
@@ -171,11 +186,23 @@ pub fn seal(
             .values(chunk)
             .execute(c)?);
     }
-    // Sealed: off the queue, in the same transaction.
+    // Sealed: off the queue, in the same transaction. The network and the chunk's id range
+    // bound the index scan: with `IN` alone, PostgreSQL (whose statistics see a near-empty
+    // queue) walked the whole `(network_id, entry_id)` index for each chunk, 0.9 s a chunk
+    // after 300,000 writes.
     for chunk in entries.chunks(500) {
         let ids: Vec<&str> = chunk.iter().map(|e| e.id.as_str()).collect();
-        diesel::delete(journal_unsealed::table.filter(journal_unsealed::entry_id.eq_any(ids)))
-            .execute(conn)?;
+        let (Some(&low), Some(&high)) = (ids.iter().min(), ids.iter().max()) else {
+            continue;
+        };
+        diesel::delete(
+            journal_unsealed::table
+                .filter(journal_unsealed::network_id.eq(&chunk[0].network_id))
+                .filter(journal_unsealed::entry_id.ge(low))
+                .filter(journal_unsealed::entry_id.le(high))
+                .filter(journal_unsealed::entry_id.eq_any(&ids)),
+        )
+        .execute(conn)?;
     }
     Ok(entries.len())
 }
