@@ -515,11 +515,16 @@ async fn read(state: &AppState, ask: Ask, pick: Pick) -> Result<Shown, ApiError>
                 }
                 cache.computed.fetch_add(1, Ordering::Relaxed);
                 let t = compute_table(conn, &network, &force, ask.at, as_of, None, None)?;
-                let (from, until) = db::contributions::occurred_around(conn, &network, ask.at)?;
-                // A row stamped after `as_of` (another instance's clock ahead of this one's)
-                // would count in a later read of the same journal: such a table is not kept.
-                let settled = db::contributions::last_recorded(conn, &network)?
-                    .is_none_or(|last| last <= as_of);
+                let around = db::contributions::dates_around(conn, &network, ask.at)?;
+                // A row stamped after `as_of` would count in a later read of the same
+                // journal: such a table is not kept. On PostgreSQL that happens when another
+                // instance's clock runs ahead of this one's; an SQLite file has one host, so
+                // one clock, and everything committed before the snapshot is stamped before
+                // `as_of` (its outcomes are not read again for this).
+                let stamped_by = |t: Option<NaiveDateTime>| t.is_none_or(|t| t <= as_of);
+                let settled = stamped_by(around.recorded)
+                    && (matches!(conn, AnyConnection::Sqlite(_))
+                        || stamped_by(db::contributions::last_decided(conn, &network)?));
                 if settled {
                     cache.put(
                         &network,
@@ -527,8 +532,8 @@ async fn read(state: &AppState, ask: Ask, pick: Pick) -> Result<Shown, ApiError>
                             journal,
                             version: t.version,
                             as_of,
-                            from,
-                            until,
+                            from: around.before,
+                            until: around.after,
                             total: t.total,
                             rows: Arc::clone(&t.rows),
                         },

@@ -400,42 +400,52 @@ pub struct Counted {
     pub status: Status,
 }
 
-/// The `occurred_at` dates next to `at` among every contribution of a network: the latest at
-/// or before it and the earliest after it. Between the two, the set of contributions that
-/// happened by a date is the same as at `at`.
-pub fn occurred_around(
+/// What a table computed at `at` depends on besides the journal, over every contribution of
+/// a network, in one scan: the latest `occurred_at` at or before `at`, the earliest after it
+/// (between the two, the contributions that happened by a date are those that happened by
+/// `at`), and the latest `recorded_at`.
+pub fn dates_around(
     conn: &mut AnyConnection,
     network_id: &str,
     at: NaiveDateTime,
-) -> QueryResult<(Option<NaiveDateTime>, Option<NaiveDateTime>)> {
-    let before = contributions::table
+) -> QueryResult<DatesAround> {
+    use diesel::dsl::{case_when, max, min};
+    let occurred = contributions::occurred_at;
+    let (before, after, recorded) = contributions::table
         .filter(contributions::network_id.eq(network_id))
-        .filter(contributions::occurred_at.le(at))
-        .select(diesel::dsl::max(contributions::occurred_at))
+        .select((
+            max(case_when(occurred.le(at), occurred)),
+            min(case_when(occurred.gt(at), occurred)),
+            max(contributions::recorded_at),
+        ))
         .get_result(conn)?;
-    let after = contributions::table
-        .filter(contributions::network_id.eq(network_id))
-        .filter(contributions::occurred_at.gt(at))
-        .select(diesel::dsl::min(contributions::occurred_at))
-        .get_result(conn)?;
-    Ok((before, after))
+    Ok(DatesAround {
+        before,
+        after,
+        recorded,
+    })
 }
 
-/// The latest time any contribution of a network, or any of their outcomes, was recorded.
-pub fn last_recorded(
+/// See [`dates_around`].
+pub struct DatesAround {
+    /// The latest `occurred_at` at or before the date.
+    pub before: Option<NaiveDateTime>,
+    /// The earliest `occurred_at` after it.
+    pub after: Option<NaiveDateTime>,
+    /// The latest `recorded_at`.
+    pub recorded: Option<NaiveDateTime>,
+}
+
+/// The latest time an outcome of a network's contributions was decided.
+pub fn last_decided(
     conn: &mut AnyConnection,
     network_id: &str,
 ) -> QueryResult<Option<NaiveDateTime>> {
-    let recorded: Option<NaiveDateTime> = contributions::table
-        .filter(contributions::network_id.eq(network_id))
-        .select(diesel::dsl::max(contributions::recorded_at))
-        .get_result(conn)?;
-    let decided: Option<NaiveDateTime> = contribution_outcomes::table
+    contribution_outcomes::table
         .inner_join(contributions::table)
         .filter(contributions::network_id.eq(network_id))
         .select(diesel::dsl::max(contribution_outcomes::decided_at))
-        .get_result(conn)?;
-    Ok(recorded.max(decided))
+        .get_result(conn)
 }
 
 type CountedCols = (
