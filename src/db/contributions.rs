@@ -530,9 +530,12 @@ pub fn snapshot_page(
         .iter()
         .map(|(id, status)| (id.as_str(), status.0))
         .collect();
-    // Corrections and tags of this page only, by the id range it covers.
+    // Corrections and tags of this page only, by the id range it covers. Corrections are
+    // found through the `corrects` index alone: with the network in the filter too, SQLite
+    // walked every contribution of the network on each page instead (76 ms a page over
+    // 450,000). A correction always names a contribution of its own network, and only this
+    // page's ids are looked up in the set.
     let corrected: std::collections::HashSet<String> = contributions::table
-        .filter(contributions::network_id.eq(network_id))
         .filter(contributions::recorded_at.le(as_of))
         .filter(contributions::corrects.ge(&first))
         .filter(contributions::corrects.le(&last))
