@@ -29,7 +29,7 @@ use crate::error::ApiError;
 pub const SHARE_DIGITS: u32 = 12;
 
 /// An amount in one currency.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Money {
     /// Currency code.
     pub currency: String,
@@ -375,15 +375,13 @@ struct Shown {
     more: bool,
 }
 
-/// Which rows of the table a read shows, and whether any follow.
-type Pick = fn(&[Ranked], &Picker) -> Result<(Vec<usize>, bool), ApiError>;
-
 /// What the pick needs: a page after a cursor, or one member.
 enum Picker {
     Page { after: Option<String>, limit: usize },
     One(String),
 }
 
+/// Which rows of the table a read shows, and whether any follow.
 fn pick(rows: &[Ranked], picker: &Picker) -> Result<(Vec<usize>, bool), ApiError> {
     match picker {
         Picker::Page { after, limit } => {
@@ -405,12 +403,7 @@ fn pick(rows: &[Ranked], picker: &Picker) -> Result<(Vec<usize>, bool), ApiError
     }
 }
 
-fn show(
-    conn: &mut AnyConnection,
-    t: &Table,
-    picker: &Picker,
-    pick: Pick,
-) -> Result<Shown, ApiError> {
+fn show(conn: &mut AnyConnection, t: &Table, picker: &Picker) -> Result<Shown, ApiError> {
     let (picked, more) = pick(&t.rows, picker)?;
     let ids: Vec<&str> = picked
         .iter()
@@ -426,14 +419,7 @@ fn show(
                 display_name: names.get(&r.agent_id).cloned().unwrap_or_default(),
                 value: r.value.clone(),
                 share: r.share.clone(),
-                paid: r
-                    .paid
-                    .iter()
-                    .map(|m| Money {
-                        currency: m.currency.clone(),
-                        amount: m.amount.clone(),
-                    })
-                    .collect(),
+                paid: r.paid.clone(),
                 would_get: r.would_get.clone(),
             }
         })
@@ -460,7 +446,7 @@ struct Ask {
 
 /// Reads the shares table for `ask` (from the cache when it still holds, else computing
 /// it, once for all readers waiting on it) and shows the rows it picks.
-async fn read(state: &AppState, ask: Ask, pick: Pick) -> Result<Shown, ApiError> {
+async fn read(state: &AppState, ask: Ask) -> Result<Shown, ApiError> {
     enum Step {
         Done(Shown),
         Fill(String, Ask),
@@ -483,11 +469,11 @@ async fn read(state: &AppState, ask: Ask, pick: Pick) -> Result<Shown, ApiError>
                     ask.amount,
                     ask.currency.clone(),
                 )?;
-                return show(conn, &t, &ask.picker, pick).map(Step::Done);
+                return show(conn, &t, &ask.picker).map(Step::Done);
             }
             let journal = db::journal::version(conn, &network)?;
             match cache.get(&network, journal, force.row.version, ask.at, now()) {
-                Some(t) => show(conn, &t, &ask.picker, pick).map(Step::Done),
+                Some(t) => show(conn, &t, &ask.picker).map(Step::Done),
                 None => Ok(Step::Fill(network, ask)),
             }
         })
@@ -511,7 +497,7 @@ async fn read(state: &AppState, ask: Ask, pick: Pick) -> Result<Shown, ApiError>
                 })?;
                 // Another reader may have filled it while this one waited for its turn.
                 if let Some(t) = cache.get(&network, journal, force.row.version, ask.at, as_of) {
-                    return show(conn, &t, &ask.picker, pick);
+                    return show(conn, &t, &ask.picker);
                 }
                 cache.computed.fetch_add(1, Ordering::Relaxed);
                 let t = compute_table(conn, &network, &force, ask.at, as_of, None, None)?;
@@ -539,7 +525,7 @@ async fn read(state: &AppState, ask: Ask, pick: Pick) -> Result<Shown, ApiError>
                         },
                     );
                 }
-                show(conn, &t, &ask.picker, pick)
+                show(conn, &t, &ask.picker)
             })
         })
         .await
@@ -590,7 +576,7 @@ pub async fn list_shares(
         currency: q.currency,
         picker: Picker::Page { after, limit },
     };
-    let shown = read(&state, ask, pick).await?;
+    let shown = read(&state, ask).await?;
     let next_cursor = if shown.more {
         shown.items.last().map(|r| {
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r.agent_id.to_string())
@@ -634,7 +620,7 @@ pub async fn get_share(
         currency: q.currency,
         picker: Picker::One(agent),
     };
-    let shown = read(&state, ask, pick).await?;
+    let shown = read(&state, ask).await?;
     shown
         .items
         .into_iter()
