@@ -98,15 +98,7 @@ where
     F: FnOnce(&mut AnyConnection) -> Result<T, E>,
     E: From<diesel::result::Error>,
 {
-    let open = match conn {
-        AnyConnection::Postgres(inner) => {
-            AnsiTransactionManager::transaction_manager_status_mut(inner).transaction_depth()?
-        }
-        AnyConnection::Sqlite(inner) => {
-            AnsiTransactionManager::transaction_manager_status_mut(inner).transaction_depth()?
-        }
-    };
-    if open.is_some() {
+    if in_transaction(conn)? {
         return f(conn);
     }
     match conn {
@@ -118,7 +110,30 @@ where
             AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN DEFERRED")?;
         }
     }
-    match f(conn) {
+    let out = f(conn);
+    end_transaction(conn, out)
+}
+
+/// Whether `conn` is inside a transaction.
+fn in_transaction(conn: &mut AnyConnection) -> diesel::QueryResult<bool> {
+    let depth = match conn {
+        AnyConnection::Postgres(inner) => {
+            AnsiTransactionManager::transaction_manager_status_mut(inner).transaction_depth()?
+        }
+        AnyConnection::Sqlite(inner) => {
+            AnsiTransactionManager::transaction_manager_status_mut(inner).transaction_depth()?
+        }
+    };
+    Ok(depth.is_some())
+}
+
+/// Ends the transaction begun by hand: commits when `out` is a value, rolls back when it is
+/// an error (whose error is then the one returned).
+fn end_transaction<T, E>(conn: &mut AnyConnection, out: Result<T, E>) -> Result<T, E>
+where
+    E: From<diesel::result::Error>,
+{
+    match out {
         Ok(value) => <AnyConnection as Connection>::TransactionManager::commit_transaction(conn)
             .map(|()| value)
             .map_err(E::from),
@@ -165,18 +180,7 @@ where
     R: FnOnce(&T) -> Result<Option<(u16, String)>, diesel::result::Error>,
     E: From<diesel::result::Error>,
 {
-    let outermost = match conn {
-        AnyConnection::Postgres(inner) => {
-            AnsiTransactionManager::transaction_manager_status_mut(inner)
-                .transaction_depth()?
-                .is_none()
-        }
-        AnyConnection::Sqlite(inner) => {
-            AnsiTransactionManager::transaction_manager_status_mut(inner)
-                .transaction_depth()?
-                .is_none()
-        }
-    };
+    let outermost = !in_transaction(conn)?;
     // The outermost write transaction of a request with an Idempotency-Key records the key
     // (applied, or done with its reply), so a crash between commit and storing the response
     // cannot lead a retry to apply the write twice.
@@ -194,36 +198,16 @@ where
     };
     let result = match conn {
         AnyConnection::Postgres(_) => conn.transaction(f),
+        // Inside an open transaction a nested write is a savepoint, as on PostgreSQL.
+        AnyConnection::Sqlite(_) if !outermost => conn.transaction(f),
         AnyConnection::Sqlite(inner) => {
-            // Inside an open transaction a nested write is a savepoint, as on PostgreSQL.
-            let depth = AnsiTransactionManager::transaction_manager_status_mut(inner)
-                .transaction_depth()?;
-            if depth.is_some() {
-                conn.transaction(f)
-            } else {
-                // Writers of this process queue here rather than in SQLite's busy handler,
-                // whose sleeps (up to 100 ms a try) make the tail under concurrent writes.
-                // The wait is bounded like SQLite's own busy timeout, and ends the same way.
-                let _turn = sqlite_turn(SQLITE_WRITER_WAIT)?;
-                AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")?;
-                match f(conn) {
-                    Ok(value) => {
-                        <AnyConnection as Connection>::TransactionManager::commit_transaction(conn)
-                            .map(|()| value)
-                            .map_err(E::from)
-                    }
-                    Err(err) => {
-                        if let Err(rollback) =
-                            <AnyConnection as Connection>::TransactionManager::rollback_transaction(
-                                conn,
-                            )
-                        {
-                            tracing::error!(error = %rollback, "rollback failed");
-                        }
-                        Err(err)
-                    }
-                }
-            }
+            // Writers of this process queue here rather than in SQLite's busy handler,
+            // whose sleeps (up to 100 ms a try) make the tail under concurrent writes.
+            // The wait is bounded like SQLite's own busy timeout, and ends the same way.
+            let _turn = sqlite_turn(SQLITE_WRITER_WAIT)?;
+            AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")?;
+            let out = f(conn);
+            end_transaction(conn, out)
         }
     };
     if let Some((key, stored)) = recorded {
