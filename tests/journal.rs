@@ -12,7 +12,8 @@ on_both_backends!(
     every_change_is_journaled_and_verifies,
     tampering_is_caught,
     checkpoints_verify_offline,
-    a_long_tail_is_sealed_in_chunks
+    a_long_tail_is_sealed_in_chunks,
+    a_batch_is_one_entry_and_pages_stop_at_a_mebibyte
 );
 
 const N: &str = "/v1/networks/lab";
@@ -101,14 +102,22 @@ async fn every_change_is_journaled_and_verifies(app: TestApp) {
     ] {
         assert!(kinds.contains(&k), "{k} in {kinds:?}");
     }
-    assert_eq!(
-        kinds
-            .iter()
-            .filter(|k| **k == "contribution.recorded")
-            .count(),
-        4,
-        "one per contribution, batch included"
-    );
+    let count = |kind: &str| kinds.iter().filter(|k| **k == kind).count();
+    assert_eq!(count("contribution.recorded"), 1, "the one recorded alone");
+    assert_eq!(count("contribution.batch_recorded"), 1, "one for the batch");
+    let batch = page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|e| e["kind"] == "contribution.batch_recorded")
+        .expect("the batch's entry");
+    let hours: Vec<&Value> = batch["body"]["items"]
+        .as_array()
+        .expect("the batch's contributions")
+        .iter()
+        .map(|c| &c["quantity"])
+        .collect();
+    assert_eq!(hours, [&json!("1"), &json!("2"), &json!("3")], "{batch}");
     let seqs: Vec<i64> = page["items"]
         .as_array()
         .expect("items")
@@ -291,17 +300,18 @@ async fn the_sealer_runs_by_itself() {
 /// More unsealed entries than one sealing transaction takes: all are sealed, gapless, in
 /// one unbroken chain.
 async fn a_long_tail_is_sealed_in_chunks(app: TestApp) {
-    let steward = app.network("lab", json!({})).await;
-    let items: Vec<Value> = (0..1000).map(|_| work("1")).collect();
-    for _ in 0..2 {
-        app.post(
-            &format!("{N}/contributions/batch"),
-            Some(&steward.token),
-            json!({ "items": items }),
-        )
-        .await
-        .ok(201);
-    }
+    app.network("lab", json!({})).await;
+    let network = app.get(N, None).await.ok(200);
+    let network_id = network["id"].as_str().expect("id");
+    // A tail longer than two sealing chunks, appended as a SourceCred import appends its
+    // payouts: many entries in one transaction.
+    let url = holoptic::db::DatabaseUrl::parse(&app.database_url).expect("url");
+    let mut conn = holoptic::db::conn::establish(&url).expect("conn");
+    let bodies: Vec<Value> = (0..2_500).map(|i| json!({ "n": i })).collect();
+    holoptic::db::write_tx(&mut conn, |conn| {
+        holoptic::journal::record_many(conn, network_id, None, "test.tail", bodies)
+    })
+    .expect("appended");
     let v = app.get(&format!("{N}/journal/verify"), None).await.ok(200);
     assert_eq!(v["ok"], true, "{v}");
     assert_eq!(v["unsealed"], 0);
@@ -312,8 +322,6 @@ async fn a_long_tail_is_sealed_in_chunks(app: TestApp) {
     );
     assert_eq!(v["head_seq"], json!(entries));
     // The sealer's queue holds only the tail: empty once everything is sealed.
-    let url = holoptic::db::DatabaseUrl::parse(&app.database_url).expect("url");
-    let mut conn = holoptic::db::conn::establish(&url).expect("conn");
     use diesel::prelude::*;
     let queued: i64 = holoptic::db::schema::journal_unsealed::table
         .count()
@@ -322,4 +330,76 @@ async fn a_long_tail_is_sealed_in_chunks(app: TestApp) {
     assert_eq!(queued, 0);
     // The sealer vacuums the queue on PostgreSQL after long passes (a no-op on SQLite).
     holoptic::db::journal::vacuum_queue(&mut conn).expect("vacuum");
+}
+
+/// A batch is journaled as one entry holding its contributions, and a journal page stops
+/// before its bodies pass 1 MiB, so two large batches take two pages.
+async fn a_batch_is_one_entry_and_pages_stop_at_a_mebibyte(app: TestApp) {
+    let steward = app.network("lab", json!({})).await;
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let items: Vec<Value> = (0..1000)
+            .map(|i| {
+                let mut w = work("1");
+                w["description"] = json!(format!("{i:04} {}", "x".repeat(600)));
+                w
+            })
+            .collect();
+        let out = app
+            .post(
+                &format!("{N}/contributions/batch"),
+                Some(&steward.token),
+                json!({ "items": items }),
+            )
+            .await
+            .ok(201);
+        ids.push(out["items"][999]["id"].clone());
+    }
+    let kind = "contribution.batch_recorded";
+    let first = app
+        .get(&format!("{N}/journal?kind={kind}&limit=200"), None)
+        .await
+        .ok(200);
+    assert_eq!(
+        first["items"].as_array().map(Vec::len),
+        Some(1),
+        "cut at 1 MiB"
+    );
+    let body = &first["items"][0]["body"]["items"];
+    assert_eq!(body.as_array().map(Vec::len), Some(1000));
+    assert_eq!(body[999]["id"], ids[0]);
+    assert!(body[999]["description"]
+        .as_str()
+        .is_some_and(|d| d.starts_with("0999 ")));
+    let next = first["next_after_seq"].as_i64().expect("a next page");
+    let second = app
+        .get(
+            &format!("{N}/journal?kind={kind}&limit=200&after_seq={next}"),
+            None,
+        )
+        .await
+        .ok(200);
+    assert_eq!(second["items"].as_array().map(Vec::len), Some(1));
+    assert_eq!(second["items"][0]["body"]["items"][999]["id"], ids[1]);
+    assert!(
+        second.get("next_after_seq").is_none(),
+        "{}",
+        second["next_after_seq"]
+    );
+    // The small entries before the batches (the network's creation, the steward joining)
+    // share a page with the first batch while their bodies fit.
+    let all = app
+        .get(&format!("{N}/journal?limit=200"), None)
+        .await
+        .ok(200);
+    let kinds: Vec<&Value> = all["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|e| &e["kind"])
+        .collect();
+    assert_eq!(kinds.last(), Some(&&json!(kind)), "{kinds:?}");
+    assert!(kinds.len() > 1, "{kinds:?}");
+    let v = app.get(&format!("{N}/journal/verify"), None).await.ok(200);
+    assert_eq!(v["ok"], true, "{v}");
 }

@@ -56,7 +56,9 @@ pub struct JournalParams {
     pub kind: Option<String>,
     /// Only this actor (agent id).
     pub actor: Option<String>,
-    /// Page size, 1-200 (default 50).
+    /// Page size, 1-200 (default 50). A page also stops before its entries' bodies pass
+    /// 1 MiB, because a batch's entry can hold 1,000 contributions; it always holds at least
+    /// one entry.
     pub limit: Option<i64>,
 }
 
@@ -109,6 +111,10 @@ fn checkpoint_out(c: CheckpointRow) -> CheckpointOut {
     }
 }
 
+/// The most bytes of entry bodies one page holds (at least one entry is always
+/// returned): a batch's entry holds up to 1,000 contributions.
+pub const PAGE_MAX_BYTES: i64 = 1 << 20;
+
 /// Read a network's journal in sequence order (sealed entries; see verify for the tail).
 #[utoipa::path(
     tag = "audit",
@@ -133,7 +139,7 @@ pub async fn list_journal(
         return Err(ApiError::field("kind", "must be at most 64 characters"));
     }
     let key = path.into_inner();
-    let mut rows = state
+    let (mut rows, cut) = state
         .db
         .run(move |conn| {
             let access = Access::load(conn, &key, caller.0)?;
@@ -145,10 +151,11 @@ pub async fn list_journal(
                 q.kind.as_deref(),
                 actor.as_deref(),
                 limit + 1,
+                Some(PAGE_MAX_BYTES),
             )?)
         })
         .await?;
-    let more = rows.len() > usize::try_from(limit).unwrap_or(0);
+    let more = cut || rows.len() > usize::try_from(limit).unwrap_or(0);
     rows.truncate(usize::try_from(limit).unwrap_or(0));
     let next_after_seq = if more {
         rows.last().map(|(_, s)| s.seq)

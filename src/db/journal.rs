@@ -214,10 +214,14 @@ pub fn sealed(
     after_seq: i64,
     limit: i64,
 ) -> QueryResult<Vec<(JournalRow, SealRow)>> {
-    filtered(conn, network_id, after_seq, None, None, limit)
+    filtered(conn, network_id, after_seq, None, None, limit, None).map(|(rows, _)| rows)
 }
 
-/// Sealed entries after `after_seq`, optionally of one kind or one actor.
+/// A page of a network's sealed entries after `after_seq`, in order, filtered by kind and
+/// actor: at most `limit` entries and, with `max_bytes`, no more than fit in that many
+/// bytes of bodies (always at least one). The bodies' lengths are read first, so a page of large entries
+/// (batches) is cut before their bodies are loaded. The flag says whether entries that
+/// matched were left for a later page.
 pub fn filtered(
     conn: &mut AnyConnection,
     network_id: &str,
@@ -225,20 +229,53 @@ pub fn filtered(
     kind: Option<&str>,
     actor: Option<&str>,
     limit: i64,
-) -> QueryResult<Vec<(JournalRow, SealRow)>> {
-    let mut q = journal_entries::table
-        .inner_join(journal_seals::table)
-        .filter(journal_seals::network_id.eq(network_id.to_owned()))
-        .filter(journal_seals::seq.gt(after_seq))
-        .select((JournalRow::as_select(), SealRow::as_select()))
-        .into_boxed();
-    if let Some(k) = kind {
-        q = q.filter(journal_entries::kind.eq(k.to_owned()));
+    max_bytes: Option<i64>,
+) -> QueryResult<(Vec<(JournalRow, SealRow)>, bool)> {
+    macro_rules! page {
+        ($select:expr) => {{
+            let mut q = journal_entries::table
+                .inner_join(journal_seals::table)
+                .filter(journal_seals::network_id.eq(network_id.to_owned()))
+                .filter(journal_seals::seq.gt(after_seq))
+                .select($select)
+                .into_boxed();
+            if let Some(k) = kind {
+                q = q.filter(journal_entries::kind.eq(k.to_owned()));
+            }
+            if let Some(a) = actor {
+                q = q.filter(journal_entries::actor.eq(a.to_owned()));
+            }
+            q.order(journal_seals::seq)
+        }};
     }
-    if let Some(a) = actor {
-        q = q.filter(journal_entries::actor.eq(a.to_owned()));
-    }
-    q.order(journal_seals::seq).limit(limit).load(conn)
+    let Some(max_bytes) = max_bytes else {
+        let rows = page!((JournalRow::as_select(), SealRow::as_select()))
+            .limit(limit)
+            .load(conn)?;
+        return Ok((rows, false));
+    };
+    let lengths: Vec<i32> = page!(octet_length(journal_entries::body))
+        .limit(limit)
+        .load(conn)?;
+    let mut total = 0_i64;
+    let fit = lengths
+        .iter()
+        .take_while(|n| {
+            total = total.saturating_add(i64::from(**n));
+            total <= max_bytes
+        })
+        .count()
+        .max(1);
+    let rows = page!((JournalRow::as_select(), SealRow::as_select()))
+        .limit(i64::try_from(fit).unwrap_or(limit))
+        .load(conn)?;
+    Ok((rows, lengths.len() > fit))
+}
+
+diesel::define_sql_function! {
+    /// A text's size in bytes (`octet_length`: PostgreSQL, and SQLite since 3.43; the bundled
+    /// SQLite is 3.53). Neither reads the text to count it.
+    fn octet_length(x: diesel::sql_types::Text) -> diesel::sql_types::Integer;
 }
 
 /// Stores a checkpoint.
