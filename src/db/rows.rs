@@ -77,7 +77,7 @@ pub struct InviteRow {
 
 /// `contributions`
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = contributions)]
+#[diesel(table_name = contributions, treat_none_as_default_value = false)]
 pub struct ContributionRow {
     pub id: String,
     pub network_id: String,
@@ -97,7 +97,7 @@ pub struct ContributionRow {
 
 /// `contribution_tags`
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = contribution_tags)]
+#[diesel(table_name = contribution_tags, treat_none_as_default_value = false)]
 pub struct TagRow {
     pub contribution_id: String,
     pub tag: String,
