@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
-"""How long the journal sealer takes to catch up after a burst of batch writes.
+"""How long the journal sealer takes to catch up after a burst of writes.
 
-    python3 bench/sealer.py target/release/holoptic postgres|sqlite [BATCHES]
+    python3 bench/sealer.py target/release/holoptic postgres|sqlite [SECONDS]
 
 Starts the server on a fresh database (PostgreSQL at 127.0.0.1:5432, as for the tests, or a
-temporary SQLite file), posts BATCHES batches of 1,000 contributions (default 300) as fast as
-one client can, then prints how many entries wait in the sealing queue each second until it
-is empty.
+temporary SQLite file), posts single contributions from 16 connections with wrk for SECONDS
+(default 30; each is one journal entry, where a batch of 1,000 is one entry too), then prints
+how many entries wait in the sealing queue each second until it is empty.
 """
 
 import subprocess
@@ -33,7 +33,7 @@ def queue_length(backend, target):
 def main():
     run.BIN = Path(sys.argv[1]).resolve()
     backend = sys.argv[2]
-    batches = int(sys.argv[3]) if len(sys.argv) > 3 else 300
+    seconds = int(sys.argv[3]) if len(sys.argv) > 3 else 30
     if backend == "postgres":
         target = "holoptic_bench_sealer"
         subprocess.run(["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", target], check=True)
@@ -45,12 +45,12 @@ def main():
     server = run.Server(url)
     try:
         _, members = run.setup_network(server, "bench")
-        batch = {"items": [run.work_item(i) for i in range(1000)]}
+        tokens = [m["token"] for m in members]
         t0 = time.monotonic()
-        for _ in range(batches):
-            run.http("POST", "/v1/networks/bench/contributions/batch", members[0]["token"], batch)
+        w = run.wrk("/v1/networks/bench/contributions", tokens, run.work_item(), 16, seconds)
         t1 = time.monotonic()
-        print(f"{batches * 1000} contributions written in {t1 - t0:.1f} s")
+        print(f"about {w['rps'] * seconds:.0f} contributions written in {t1 - t0:.1f} s "
+              f"({w['rps']:.0f}/s, {w['non_2xx']} refused)")
         while True:
             n = queue_length(backend, target)
             print(f"{time.monotonic() - t1:6.1f} s: {n} entries unsealed")
