@@ -8,12 +8,6 @@ use holoptic::config::Config;
 use holoptic::domain::network::{JoinPolicy, Visibility};
 use holoptic::Application;
 
-/// mimalloc instead of the C library's allocator: requests build and drop many small strings
-/// and JSON maps, and glibc's `malloc` and `free` took about a quarter of the server's CPU
-/// in batch ingest (BENCHMARKS.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "holoptic",
