@@ -20,21 +20,42 @@ pub fn record(
     kind: &str,
     body: Value,
 ) -> Result<(), ApiError> {
-    let id = uuid::Uuid::now_v7().to_string();
-    db::journal::append(
-        conn,
-        &JournalRow {
-            id: id.clone(),
-            network_id: network_id.to_owned(),
-            recorded_at: now(),
-            actor: actor.map(str::to_owned),
-            kind: kind.to_owned(),
-            // serde_json's maps are sorted: this is the canonical form.
-            body: body.to_string(),
-        },
-    )?;
+    // serde_json's maps are sorted: this is the canonical form.
+    let row = entry(network_id, actor, kind, body.to_string());
+    db::journal::append(conn, &row)?;
     // Webhook deliveries for the events this change announces, in the same transaction.
-    crate::webhooks::enqueue(conn, network_id, &id, kind, &body)
+    crate::webhooks::enqueue(conn, network_id, &row.id, kind, &body)
+}
+
+/// Records a state change whose body is already canonical JSON text (compact, keys sorted),
+/// in the caller's transaction. Kinds that announce a webhook event go through `record`,
+/// which reads the body's fields.
+pub fn record_text(
+    conn: &mut AnyConnection,
+    network_id: &str,
+    actor: Option<&str>,
+    kind: &str,
+    body: String,
+) -> Result<(), ApiError> {
+    if crate::webhooks::announces(kind) {
+        let value = serde_json::from_str(&body)
+            .map_err(|e| ApiError::Internal(format!("journal body: {e}")))?;
+        return record(conn, network_id, actor, kind, value);
+    }
+    db::journal::append(conn, &entry(network_id, actor, kind, body))?;
+    Ok(())
+}
+
+/// A new, unsealed entry recorded now.
+fn entry(network_id: &str, actor: Option<&str>, kind: &str, body: String) -> JournalRow {
+    JournalRow {
+        id: uuid::Uuid::now_v7().to_string(),
+        network_id: network_id.to_owned(),
+        recorded_at: now(),
+        actor: actor.map(str::to_owned),
+        kind: kind.to_owned(),
+        body,
+    }
 }
 
 /// Records several changes of one kind at once (a batch), in the caller's transaction.
@@ -163,19 +184,45 @@ pub struct BadEntry {
     pub problem: String,
 }
 
+/// Entries `verify` reads per query, and at most how many bytes of bodies.
+const VERIFY_PAGE: i64 = 1_000;
+const VERIFY_PAGE_BYTES: i64 = 8 << 20;
+
 /// Replays a network's journal: the chain, every distribution and every balance.
 pub fn verify(conn: &mut AnyConnection, network_id: &str) -> Result<Verification, ApiError> {
     seal(conn, network_id)?;
-    let rows = db::journal::sealed(conn, network_id, 0, i64::MAX)?;
-    let views: Vec<_> = rows.iter().map(|(e, s)| db::journal::view(e, s)).collect();
-    let first_bad_entry =
-        crate::domain::journal::verify(&views)
-            .err()
-            .map(|(seq, entry_id, problem)| BadEntry {
-                seq,
-                entry_id,
-                problem,
-            });
+    // A page at a time, bounded in entries and in body bytes (a batch's entry holds up to
+    // 1,000 contributions), so memory does not grow with the journal.
+    let mut walk = crate::domain::journal::Walk::default();
+    let mut entries = 0_i64;
+    let mut head: Option<(i64, String)> = None;
+    let mut broken = None;
+    loop {
+        let after = head.as_ref().map_or(0, |h| h.0);
+        let (rows, _) = db::journal::filtered(
+            conn,
+            network_id,
+            after,
+            None,
+            None,
+            VERIFY_PAGE,
+            VERIFY_PAGE_BYTES,
+        )?;
+        let Some((_, last)) = rows.last() else { break };
+        head = Some((last.seq, last.hash.clone()));
+        entries = entries.saturating_add(i64::try_from(rows.len()).unwrap_or(i64::MAX));
+        if broken.is_none() {
+            broken = rows
+                .iter()
+                .try_for_each(|(e, s)| walk.step(&db::journal::view(e, s)))
+                .err();
+        }
+    }
+    let first_bad_entry = broken.map(|(seq, entry_id, problem)| BadEntry {
+        seq,
+        entry_id,
+        problem,
+    });
     let unsealed = db::journal::unsealed_count(conn, network_id)?;
     let mut distribution_problems = Vec::new();
     for d in db::distributions::list(conn, network_id, None, i64::MAX)? {
@@ -189,14 +236,14 @@ pub fn verify(conn: &mut AnyConnection, network_id: &str) -> Result<Verification
         }
     }
     let ledger_problems = crate::tokens::check(conn, network_id)?;
-    let head = views.last();
+    let (head_seq, head_hash) = head.map_or((0, None), |(seq, hash)| (seq, Some(hash)));
     Ok(Verification {
         ok: first_bad_entry.is_none()
             && distribution_problems.is_empty()
             && ledger_problems.is_empty(),
-        entries: i64::try_from(views.len()).unwrap_or(i64::MAX),
-        head_seq: head.map_or(0, |h| h.seq),
-        head_hash: head.map(|h| h.hash.clone()),
+        entries,
+        head_seq,
+        head_hash,
         unsealed,
         first_bad_entry,
         distribution_problems,

@@ -38,6 +38,15 @@ const MAX_BACKOFF_MS: u64 = 3_600_000;
 /// Time allowed for the receiver to answer.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Whether journal entries of `kind` may announce a webhook event (which one depends on the
+/// body for decisions).
+pub fn announces(kind: &str) -> bool {
+    matches!(
+        kind,
+        "contribution.decided" | "proposal.decided" | "distribution.committed" | "payout.marked"
+    )
+}
+
 /// The webhook event a journal entry of `kind` with `body` announces, if any.
 pub fn event_for(kind: &str, body: &Value) -> Option<String> {
     let status = || {
@@ -45,6 +54,9 @@ pub fn event_for(kind: &str, body: &Value) -> Option<String> {
             .and_then(Value::as_str)
             .unwrap_or_default()
     };
+    if !announces(kind) {
+        return None;
+    }
     let event = match kind {
         "contribution.decided" => format!("contribution.{}", status()),
         "proposal.decided" => format!("proposal.{}", status()),

@@ -187,17 +187,8 @@ async fn tampering_is_caught(app: TestApp) {
             "{sql}: {refused:?}"
         );
     }
-    let unlock = |table: &str| match app.backend {
-        Backend::Sqlite => {
-            app.sql(&format!("DROP TRIGGER {table}_no_update"));
-            app.sql(&format!("DROP TRIGGER {table}_no_delete"));
-        }
-        Backend::Postgres => app.sql(&format!(
-            "ALTER TABLE {table} DISABLE TRIGGER {table}_append_only"
-        )),
-    };
-    unlock("journal_entries");
-    unlock("journal_seals");
+    unlock(&app, "journal_entries");
+    unlock(&app, "journal_seals");
     let bad = |v: &Value| (v["ok"].clone(), v["first_bad_entry"]["seq"].clone());
     // Edit the body of entry 3.
     app.sql("UPDATE journal_entries SET body = '{\"forged\":true}' WHERE id = (SELECT entry_id FROM journal_seals WHERE seq = 3)");
@@ -206,6 +197,19 @@ async fn tampering_is_caught(app: TestApp) {
     assert!(v["first_bad_entry"]["problem"]
         .as_str()
         .is_some_and(|p| p.contains("edited")));
+}
+
+/// Lets the test edit an append-only table directly, as an attacker with database access could.
+fn unlock(app: &TestApp, table: &str) {
+    match app.backend {
+        Backend::Sqlite => {
+            app.sql(&format!("DROP TRIGGER {table}_no_update"));
+            app.sql(&format!("DROP TRIGGER {table}_no_delete"));
+        }
+        Backend::Postgres => app.sql(&format!(
+            "ALTER TABLE {table} DISABLE TRIGGER {table}_append_only"
+        )),
+    }
 }
 
 async fn checkpoints_verify_offline(app: TestApp) {
@@ -330,6 +334,14 @@ async fn a_long_tail_is_sealed_in_chunks(app: TestApp) {
     assert_eq!(queued, 0);
     // The sealer vacuums the queue on PostgreSQL after long passes (a no-op on SQLite).
     holoptic::db::journal::vacuum_queue(&mut conn).expect("vacuum");
+    // Verification reads the chain a page at a time: an edit on a later page is found.
+    unlock(&app, "journal_entries");
+    app.sql("UPDATE journal_entries SET body = '{\"n\":-1}' WHERE id = (SELECT entry_id FROM journal_seals WHERE seq = 2345)");
+    let v = app.get(&format!("{N}/journal/verify"), None).await.ok(200);
+    assert_eq!(v["ok"], false, "{v}");
+    assert_eq!(v["first_bad_entry"]["seq"], 2345, "{v}");
+    assert_eq!(v["entries"], json!(entries));
+    assert_eq!(v["head_seq"], json!(entries));
 }
 
 /// A batch is journaled as one entry holding its contributions, and a journal page stops

@@ -206,6 +206,32 @@ fn locate(prefix: Option<usize>, e: FieldError) -> ApiError {
 /// each as a `contribution.recorded` entry's body.
 pub const BATCH_KIND: &str = "contribution.batch_recorded";
 
+/// A `contribution.recorded` entry's body, written straight to canonical JSON: the fields
+/// are in sorted order, so serde writes the same bytes as a sorted JSON map, without building
+/// one (a batch's body holds up to 1,000 of these).
+#[derive(Serialize)]
+struct RecordedBody<'a> {
+    agent_id: &'a str,
+    cites: Option<&'a str>,
+    corrects: Option<&'a str>,
+    description: &'a str,
+    evidence_url: Option<&'a str>,
+    id: &'a str,
+    kind: &'a str,
+    occurred_at: DateTime<Utc>,
+    quantity: String,
+    recorded_by: &'a str,
+    skill: Option<&'a str>,
+    tags: &'a [&'a str],
+    unit: &'a str,
+}
+
+/// A `contribution.batch_recorded` entry's body.
+#[derive(Serialize)]
+struct BatchBody<'a> {
+    items: &'a [RecordedBody<'a>],
+}
+
 /// Checks drafts against the network and the caller's role, then stores them, all in the
 /// caller's transaction. `indexed` says whether errors name `items[i]`.
 pub(crate) fn record(
@@ -343,28 +369,35 @@ pub(crate) fn record(
             .or_default()
             .push(t.tag.as_str());
     }
-    let entries: Vec<serde_json::Value> = rows
+    let entries: Vec<RecordedBody<'_>> = rows
         .iter()
-        .map(|r| {
-            let t = row_tags.get(r.id.as_str()).map_or(&[][..], Vec::as_slice);
-            serde_json::json!({
-                "id": r.id, "agent_id": r.agent_id, "recorded_by": r.recorded_by, "kind": r.kind,
-                "quantity": r.quantity.0.normalize().to_string(), "unit": r.unit, "skill": r.skill, "tags": t,
-                "description": r.description, "evidence_url": r.evidence_url, "cites": r.cites,
-                "corrects": r.corrects, "occurred_at": utc(r.occurred_at),
-            })
+        .map(|r| RecordedBody {
+            agent_id: &r.agent_id,
+            cites: r.cites.as_deref(),
+            corrects: r.corrects.as_deref(),
+            description: &r.description,
+            evidence_url: r.evidence_url.as_deref(),
+            id: &r.id,
+            kind: &r.kind,
+            occurred_at: utc(r.occurred_at),
+            quantity: r.quantity.0.normalize().to_string(),
+            recorded_by: &r.recorded_by,
+            skill: r.skill.as_deref(),
+            tags: row_tags.get(r.id.as_str()).map_or(&[][..], Vec::as_slice),
+            unit: &r.unit,
         })
         .collect();
     // One entry per request: a contribution alone, or a batch's contributions in one body
     // (one entry, queue row and seal for up to 1,000 contributions instead of one each).
-    let (kind, body) = match (indexed, entries.len()) {
-        (false, 1) => (
-            "contribution.recorded",
-            entries.into_iter().next().unwrap_or_default(),
+    let (kind, body) = match (indexed, entries.as_slice()) {
+        (false, [one]) => ("contribution.recorded", serde_json::to_string(one)),
+        _ => (
+            BATCH_KIND,
+            serde_json::to_string(&BatchBody { items: &entries }),
         ),
-        _ => (BATCH_KIND, serde_json::json!({ "items": entries })),
     };
-    crate::journal::record(conn, &network_id, Some(&caller_id), kind, body)?;
+    let body = body.map_err(|e| ApiError::Internal(format!("journal body: {e}")))?;
+    crate::journal::record_text(conn, &network_id, Some(&caller_id), kind, body)?;
     for target in rows.iter().filter_map(|r| r.corrects.as_deref()) {
         crate::tokens::on_superseded(conn, &network_id, target, &caller_id)?;
     }
@@ -526,4 +559,54 @@ pub async fn get_contribution(
         })
         .await?;
     Ok(web::Json(to_out(view)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone as _;
+
+    /// The struct writes the bytes the sorted JSON map it replaced wrote, so the journal's
+    /// bodies keep their canonical form.
+    #[test]
+    fn recorded_body_is_the_sorted_map() {
+        let at = Utc
+            .with_ymd_and_hms(2026, 1, 15, 10, 0, 0)
+            .single()
+            .expect("date");
+        for (cites, skill, tags) in [
+            (None, None, vec![]),
+            (Some("c-1"), Some("cnc \"x\""), vec!["a", "é 🦀"]),
+        ] {
+            let body = RecordedBody {
+                agent_id: "agent",
+                cites,
+                corrects: cites,
+                description: "Milled the frame\n\u{1}",
+                evidence_url: skill,
+                id: "id-1",
+                kind: "work",
+                occurred_at: at,
+                quantity: "2.5".into(),
+                recorded_by: "bot",
+                skill,
+                tags: &tags,
+                unit: "hours",
+            };
+            let map = serde_json::json!({
+                "id": body.id, "agent_id": body.agent_id, "recorded_by": body.recorded_by,
+                "kind": body.kind, "quantity": body.quantity, "unit": body.unit,
+                "skill": body.skill, "tags": body.tags, "description": body.description,
+                "evidence_url": body.evidence_url, "cites": body.cites,
+                "corrects": body.corrects, "occurred_at": body.occurred_at,
+            });
+            let one = serde_json::to_string(&body).expect("json");
+            assert_eq!(one, map.to_string());
+            let batch = serde_json::to_string(&BatchBody {
+                items: std::slice::from_ref(&body),
+            })
+            .expect("json");
+            assert_eq!(batch, serde_json::json!({ "items": [map] }).to_string());
+        }
+    }
 }

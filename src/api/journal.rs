@@ -151,7 +151,7 @@ pub async fn list_journal(
                 q.kind.as_deref(),
                 actor.as_deref(),
                 limit + 1,
-                Some(PAGE_MAX_BYTES),
+                PAGE_MAX_BYTES,
             )?)
         })
         .await?;

@@ -207,19 +207,9 @@ pub fn seal(
     Ok(entries.len())
 }
 
-/// Sealed entries of a network in sequence order, after `after_seq`.
-pub fn sealed(
-    conn: &mut AnyConnection,
-    network_id: &str,
-    after_seq: i64,
-    limit: i64,
-) -> QueryResult<Vec<(JournalRow, SealRow)>> {
-    filtered(conn, network_id, after_seq, None, None, limit, None).map(|(rows, _)| rows)
-}
-
 /// A page of a network's sealed entries after `after_seq`, in order, filtered by kind and
-/// actor: at most `limit` entries and, with `max_bytes`, no more than fit in that many
-/// bytes of bodies (always at least one). The bodies' lengths are read first, so a page of large entries
+/// actor: at most `limit` entries, and no more than fit in `max_bytes` bytes of bodies
+/// (always at least one). The bodies' lengths are read first, so a page of large entries
 /// (batches) is cut before their bodies are loaded. The flag says whether entries that
 /// matched were left for a later page.
 pub fn filtered(
@@ -229,7 +219,7 @@ pub fn filtered(
     kind: Option<&str>,
     actor: Option<&str>,
     limit: i64,
-    max_bytes: Option<i64>,
+    max_bytes: i64,
 ) -> QueryResult<(Vec<(JournalRow, SealRow)>, bool)> {
     macro_rules! page {
         ($select:expr) => {{
@@ -248,15 +238,12 @@ pub fn filtered(
             q.order(journal_seals::seq)
         }};
     }
-    let Some(max_bytes) = max_bytes else {
-        let rows = page!((JournalRow::as_select(), SealRow::as_select()))
-            .limit(limit)
-            .load(conn)?;
-        return Ok((rows, false));
-    };
     let lengths: Vec<i32> = page!(octet_length(journal_entries::body))
         .limit(limit)
         .load(conn)?;
+    if lengths.is_empty() {
+        return Ok((Vec::new(), false));
+    }
     let mut total = 0_i64;
     let fit = lengths
         .iter()

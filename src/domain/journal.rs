@@ -67,11 +67,31 @@ pub fn chain_hash(prev_hash: &str, canonical: &str) -> String {
     hex::encode(h.finalize())
 }
 
-/// Walks the chain in stored order; the first entry that breaks it, with what is wrong.
-pub fn verify(entries: &[Sealed]) -> Result<(), (i64, String, String)> {
-    let mut prev = GENESIS.to_owned();
-    for (i, e) in entries.iter().enumerate() {
-        let expected_seq = i64::try_from(i).unwrap_or(i64::MAX).saturating_add(1);
+/// Where a chain breaks: the sequence number, the entry there, and what is wrong.
+pub type Break = (i64, String, String);
+
+/// Walks a chain entry by entry, in stored order, so a long journal is checked a page at a
+/// time.
+#[derive(Debug, Clone)]
+pub struct Walk {
+    prev: String,
+    seq: i64,
+}
+
+impl Default for Walk {
+    fn default() -> Self {
+        Self {
+            prev: GENESIS.to_owned(),
+            seq: 0,
+        }
+    }
+}
+
+impl Walk {
+    /// Checks the next entry: its sequence number follows, it links to the previous hash,
+    /// and its hash covers its content.
+    pub fn step(&mut self, e: &Sealed) -> Result<(), Break> {
+        let expected_seq = self.seq.saturating_add(1);
         if e.seq != expected_seq {
             return Err((
                 expected_seq,
@@ -82,7 +102,7 @@ pub fn verify(entries: &[Sealed]) -> Result<(), (i64, String, String)> {
                 ),
             ));
         }
-        if e.prev_hash != prev {
+        if e.prev_hash != self.prev {
             return Err((
                 e.seq,
                 e.entry_id.clone(),
@@ -97,9 +117,21 @@ pub fn verify(entries: &[Sealed]) -> Result<(), (i64, String, String)> {
                 "hash does not match the entry's content (edited)".into(),
             ));
         }
-        prev = h;
+        self.prev = h;
+        self.seq = e.seq;
+        Ok(())
     }
-    Ok(())
+
+    /// Entries walked so far (the last sequence number).
+    pub fn entries(&self) -> i64 {
+        self.seq
+    }
+}
+
+/// Walks the chain in stored order; the first entry that breaks it, with what is wrong.
+pub fn verify(entries: &[Sealed]) -> Result<(), Break> {
+    let mut walk = Walk::default();
+    entries.iter().try_for_each(|e| walk.step(e))
 }
 
 #[cfg(test)]
