@@ -124,16 +124,17 @@ pub fn allocate(
     }
     let placed: BigInt = floors.iter().sum();
     let leftover = (&a - placed).to_usize().ok_or(AllocError::TooLarge)?;
-    let mut order: Vec<usize> = (0..ints.len()).collect();
-    order.sort_by(|&i, &j| {
-        rems[j].cmp(&rems[i]).then_with(|| {
-            let ki = keys.get(i).copied().unwrap_or_default();
-            let kj = keys.get(j).copied().unwrap_or_default();
-            tie_key(salt, ki).cmp(&tie_key(salt, kj))
-        })
-    });
-    for &i in order.iter().take(leftover) {
-        floors[i] += 1;
+    if leftover > 0 {
+        // Each recipient's tie-break key is hashed once, not twice per comparison: among
+        // 10,000 equal remainders the sort made about 280,000 hashes (8% of a preview).
+        let ties: Vec<[u8; 32]> = (0..ints.len())
+            .map(|i| tie_key(salt, keys.get(i).copied().unwrap_or_default()))
+            .collect();
+        let mut order: Vec<usize> = (0..ints.len()).collect();
+        order.sort_by(|&i, &j| rems[j].cmp(&rems[i]).then_with(|| ties[i].cmp(&ties[j])));
+        for &i in order.iter().take(leftover) {
+            floors[i] += 1;
+        }
     }
     floors
         .iter()
