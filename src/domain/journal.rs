@@ -121,23 +121,18 @@ impl Walk {
         self.seq = e.seq;
         Ok(())
     }
-
-    /// Entries walked so far (the last sequence number).
-    pub fn entries(&self) -> i64 {
-        self.seq
-    }
-}
-
-/// Walks the chain in stored order; the first entry that breaks it, with what is wrong.
-pub fn verify(entries: &[Sealed]) -> Result<(), Break> {
-    let mut walk = Walk::default();
-    entries.iter().try_for_each(|e| walk.step(e))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Walks a whole chain; the first entry that breaks it.
+    fn verify(entries: &[Sealed]) -> Result<(), Break> {
+        let mut walk = Walk::default();
+        entries.iter().try_for_each(|e| walk.step(e))
+    }
 
     /// How entries were hashed before: the body parsed and written again inside the object.
     fn reparsed(e: &Sealed) -> String {
