@@ -225,6 +225,9 @@ pub struct Gatherer<'a> {
     cutoff: DateTime<Utc>,
     /// Per bucket, what its pool gathered (None for a bucket paid to a named target).
     pools: Vec<Option<Gathered>>,
+    /// Per bucket, a `recent` pool's factor (1 − discount)^age by age in periods, computed
+    /// once per age: a power of a `Decimal` per contribution was a tenth of a preview.
+    factors: Vec<foldhash::HashMap<i64, Decimal>>,
 }
 
 impl<'a> Gatherer<'a> {
@@ -246,7 +249,18 @@ impl<'a> Gatherer<'a> {
                 _ => None,
             })
             .collect();
-        Gatherer { eq, cutoff, pools }
+        let factors = eq
+            .source
+            .buckets
+            .iter()
+            .map(|_| Default::default())
+            .collect();
+        Gatherer {
+            eq,
+            cutoff,
+            pools,
+            factors,
+        }
     }
 
     /// Adds one counted contribution to every pool it belongs to.
@@ -255,7 +269,8 @@ impl<'a> Gatherer<'a> {
             return Ok(());
         }
         let buckets = self.eq.source.buckets.iter().zip(self.pools.iter_mut());
-        for (i, (bucket, gathered)) in buckets.enumerate() {
+        let buckets = buckets.zip(self.factors.iter_mut());
+        for (i, ((bucket, gathered), factors)) in buckets.enumerate() {
             let (Some(pool), Some(gathered)) = (&bucket.pool, gathered) else {
                 continue;
             };
@@ -288,7 +303,9 @@ impl<'a> Gatherer<'a> {
                     let keep = Decimal::ONE - self.eq.params[i].discount;
                     let age =
                         (self.cutoff - c.occurred_at).num_days().max(0) / i64::from(*period_days);
-                    let factor = keep.checked_powi(age).unwrap_or(Decimal::ZERO);
+                    let factor = *factors
+                        .entry(age)
+                        .or_insert_with(|| keep.checked_powi(age).unwrap_or(Decimal::ZERO));
                     let w = checked(c.value.checked_mul(factor), "a recent weight")?;
                     add_to(map, &c.agent_id, round_weight(w), "a pool weight")?;
                 }
