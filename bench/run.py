@@ -327,7 +327,8 @@ def seed_statements(backend, network_id, n_members, first, last, agents=True, we
         w, src = rows(0, n_members)
         if agents:
             out.append(f"{w}INSERT INTO agents (id, display_name, wallet_address, created_at) "
-                       f"SELECT {ident('b0000000', 'i')}, 'Bench ' || i, NULL, {ts('2025-01-01 00:00:00')} {src}")
+                       f"SELECT {ident('b0000000', 'i')}, 'Bench ' || i, NULL, {ts('2025-01-01 00:00:00')} {src} "
+                       "WHERE true ON CONFLICT DO NOTHING")  # WHERE: SQLite would read ON as a join
         out.append(f"{w}INSERT INTO memberships (network_id, agent_id, role, joined_at) "
                    f"SELECT '{network_id}', {ident('b0000000', 'i')}, 'member', {ts('2025-01-01 00:00:00')} {src}")
     w, src = rows(first, last)
@@ -430,7 +431,9 @@ def policy_benchmarks(server, seed, sizes):
         _, p = http("POST", f"/v1/networks/{slug}/proposals", token, {"title": name, "equation": eq})
         http("POST", f"/v1/networks/{slug}/proposals/{p['id']}/votes", token, {"vote": "yes"})
         server.stop()
-        seed(net["id"], sizes["members"], sizes["weekly_contributions"], 0, agents=False, weekly=True)
+        # The agents may exist already (the distribution part seeds them): run alone, this
+        # part seeds them itself.
+        seed(net["id"], sizes["members"], sizes["weekly_contributions"], 0, weekly=True)
         server.start()
         commits = 0
         if name == "balanced":
