@@ -12,6 +12,7 @@ on_both_backends!(
     equation_sets_validation_threshold,
     balanced_history_and_verification,
     balanced_history_past_64_bits,
+    balanced_reads_kept_paid_sums,
     values_read_past_one_page,
     random_distributions_sum_exactly,
 );
@@ -667,6 +668,70 @@ async fn balanced_history_past_64_bits(app: TestApp) {
     assert_eq!(line(&d5, &ada.id)["amount_minor"], "1000000000000000000");
     assert_eq!(line(&d5, &bob.id)["amount_minor"], "1000000000000000000");
     for d in [&d1, &d2, &d3, &d4, &d5] {
+        app.verifies("lab", d).await;
+    }
+}
+
+/// A balanced pool reads what earlier distributions paid from the sums each commit keeps
+/// (`paid_totals`), not from every line: tampered sums show in a preview, sums that do not
+/// cover every distribution (as after an upgrade) are not read, and the next commit sums the
+/// lines afresh. Every commit still verifies against the lines.
+async fn balanced_reads_kept_paid_sums(app: TestApp) {
+    let (steward, ada, bob, _) = balanced_lab(&app, json!({})).await;
+    let d1 = app
+        .income_then("lab", &steward, "100", "EUR", "distribution")
+        .await;
+    let b = log(&app, &bob, "10", "x").await;
+    approve(&app, &ada, &b).await;
+    let d2 = app
+        .income_then("lab", &steward, "30", "EUR", "distribution")
+        .await;
+    let income = app
+        .post(
+            &format!("{N}/income"),
+            Some(&steward.token),
+            json!({ "amount": "50", "currency": "EUR", "source": "s", "received_at": "2026-01-01T00:00:00Z" }),
+        )
+        .await
+        .ok(201);
+    let id = income["id"].as_str().expect("id").to_owned();
+    // One cut-off for every computation of this income, so their digests compare.
+    let cutoff = json!({ "cutoff": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true) });
+    let preview = || async {
+        app.post(
+            &format!("{N}/income/{id}/preview"),
+            Some(&steward.token),
+            cutoff.clone(),
+        )
+        .await
+        .ok(200)
+    };
+    // Paid so far: Ada 100, Bob 30. Pot 180, targets 90 each: all 50 to Bob.
+    let kept = preview().await;
+    assert_eq!(line(&kept, &bob.id)["amount"], "50.00", "{kept}");
+    app.sql("UPDATE paid_totals SET amount_minor = 0");
+    let tampered = preview().await;
+    assert_eq!(line(&tampered, &ada.id)["amount"], "25.00", "{tampered}");
+    assert_ne!(tampered["inputs_digest"], kept["inputs_digest"]);
+    app.sql("DELETE FROM paid_totals_state");
+    let summed = preview().await;
+    assert_eq!(summed["lines"], kept["lines"]);
+    assert_eq!(summed["inputs_digest"], kept["inputs_digest"]);
+    let d3 = app
+        .post(
+            &format!("{N}/income/{id}/distribution"),
+            Some(&steward.token),
+            cutoff.clone(),
+        )
+        .await
+        .ok(201);
+    assert_eq!(d3["inputs_digest"], kept["inputs_digest"]);
+    let c = log(&app, &ada, "20", "x").await;
+    approve(&app, &bob, &c).await;
+    let d4 = app
+        .income_then("lab", &steward, "70", "EUR", "distribution")
+        .await;
+    for d in [&d1, &d2, &d3, &d4] {
         app.verifies("lab", d).await;
     }
 }

@@ -507,6 +507,7 @@ pub async fn commit_distribution(
                     })
                     .collect();
                 db::distributions::insert(conn, &row, &lines, &claims)?;
+                db::distributions::keep_paid(conn, &network, &lines)?;
                 let summary: Vec<serde_json::Value> = lines
                     .iter()
                     .map(|l| serde_json::json!([l.line_no, l.bucket, l.agent_id.as_deref().or(l.account.as_deref()), l.amount_minor.0.to_string()]))

@@ -7,10 +7,12 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use rust_decimal::Decimal;
 
-use super::rows::{ClaimRow, DistributionRow, IncomeRow, LineRow, PaymentRow};
+use super::rows::{ClaimRow, DistributionRow, IncomeRow, LineRow, PaidTotalRow, PaymentRow};
 use super::schema::{
     distribution_claims, distribution_lines, distributions, income_events, line_payments,
+    paid_totals, paid_totals_state,
 };
+use super::types::DbDecimal;
 use super::AnyConnection;
 use crate::domain::distribution::History;
 
@@ -185,29 +187,17 @@ pub fn history(
     if ids.is_empty() {
         return Ok(h);
     }
-    match paid_sums(conn, &ids)? {
-        Some(sums) => {
-            for (bucket, agent, amount) in sums {
-                *h.paid.entry((bucket, agent)).or_insert(Decimal::ZERO) += amount;
-            }
-        }
-        None => {
-            let lines: Vec<(String, Option<String>, super::types::DbDecimal)> =
-                distribution_lines::table
-                    .filter(distribution_lines::distribution_id.eq_any(&ids))
-                    .filter(distribution_lines::agent_id.is_not_null())
-                    .select((
-                        distribution_lines::bucket,
-                        distribution_lines::agent_id,
-                        distribution_lines::amount_minor,
-                    ))
-                    .load(conn)?;
-            for (bucket, agent, amount) in lines {
-                if let Some(a) = agent {
-                    *h.paid.entry((bucket, a)).or_insert(Decimal::ZERO) += amount.0;
-                }
-            }
-        }
+    // Every distribution so far: the sums kept by the commits, when they cover them all.
+    let kept = match before {
+        None => kept_paid(conn, network_id, ids.len())?,
+        Some(_) => None,
+    };
+    let paid = match kept {
+        Some(kept) => kept,
+        None => lines_paid(conn, &ids)?,
+    };
+    for (bucket, agent, amount) in paid {
+        *h.paid.entry((bucket, agent)).or_insert(Decimal::ZERO) += amount;
     }
     let claims: Vec<ClaimRow> = distribution_claims::table
         .filter(distribution_claims::distribution_id.eq_any(&ids))
@@ -219,6 +209,154 @@ pub fn history(
             .or_insert(Decimal::ZERO) += c.amount_minor.0;
     }
     Ok(h)
+}
+
+/// What the distributions `ids` paid each agent per bucket: summed by the database where it
+/// can sum exactly, else line by line.
+fn lines_paid(
+    conn: &mut AnyConnection,
+    ids: &[String],
+) -> QueryResult<Vec<(String, String, Decimal)>> {
+    if let Some(sums) = paid_sums(conn, ids)? {
+        return Ok(sums);
+    }
+    let lines: Vec<(String, Option<String>, DbDecimal)> = distribution_lines::table
+        .filter(distribution_lines::distribution_id.eq_any(ids))
+        .filter(distribution_lines::agent_id.is_not_null())
+        .select((
+            distribution_lines::bucket,
+            distribution_lines::agent_id,
+            distribution_lines::amount_minor,
+        ))
+        .load(conn)?;
+    let mut sums: HashMap<(String, String), Decimal> = HashMap::new();
+    for (bucket, agent, amount) in lines {
+        if let Some(a) = agent {
+            *sums.entry((bucket, a)).or_insert(Decimal::ZERO) += amount.0;
+        }
+    }
+    Ok(sums.into_iter().map(|((b, a), v)| (b, a, v)).collect())
+}
+
+/// How many of the network's distributions its kept sums (`paid_totals`) cover.
+fn kept_covers(conn: &mut AnyConnection, network_id: &str) -> QueryResult<Option<i64>> {
+    paid_totals_state::table
+        .find(network_id)
+        .select(paid_totals_state::distributions)
+        .get_result(conn)
+        .optional()
+}
+
+/// The kept sums per (bucket, agent), if they cover exactly the network's `count`
+/// distributions (a commit that sums them is in this snapshot too, or not at all).
+fn kept_paid(
+    conn: &mut AnyConnection,
+    network_id: &str,
+    count: usize,
+) -> QueryResult<Option<Vec<(String, String, Decimal)>>> {
+    if kept_covers(conn, network_id)? != i64::try_from(count).ok() {
+        return Ok(None);
+    }
+    Ok(Some(kept_rows(conn, network_id)?))
+}
+
+/// The network's kept sums, whatever they cover.
+fn kept_rows(
+    conn: &mut AnyConnection,
+    network_id: &str,
+) -> QueryResult<Vec<(String, String, Decimal)>> {
+    let rows: Vec<(String, String, DbDecimal)> = paid_totals::table
+        .filter(paid_totals::network_id.eq(network_id))
+        .select((
+            paid_totals::bucket,
+            paid_totals::agent_id,
+            paid_totals::amount_minor,
+        ))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(b, a, v)| (b, a, v.0.normalize()))
+        .collect())
+}
+
+/// Adds a distribution just stored by [`insert`] to the network's kept sums, in the commit's
+/// transaction (which holds the network's lock, so commits add in turn). Sums every line
+/// afresh when the kept sums are behind: distributions committed before they were kept.
+pub fn keep_paid(conn: &mut AnyConnection, network_id: &str, lines: &[LineRow]) -> QueryResult<()> {
+    let ids: Vec<String> = distributions::table
+        .filter(distributions::network_id.eq(network_id))
+        .select(distributions::id)
+        .load(conn)?;
+    let count = i64::try_from(ids.len()).unwrap_or(i64::MAX);
+    let covered = kept_covers(conn, network_id)?.unwrap_or(0);
+    let changed: Option<Vec<(String, String, Decimal)>> = if covered == count - 1 {
+        let mut current: HashMap<(String, String), Decimal> = kept_rows(conn, network_id)?
+            .into_iter()
+            .map(|(b, a, v)| ((b, a), v))
+            .collect();
+        let mut changed: HashMap<(String, String), Decimal> = HashMap::new();
+        let mut overflow = false;
+        for l in lines {
+            let Some(agent) = &l.agent_id else { continue };
+            let key = (l.bucket.clone(), agent.clone());
+            let sum = changed
+                .entry(key)
+                .or_insert_with_key(|k| current.remove(k).unwrap_or(Decimal::ZERO));
+            match sum.checked_add(l.amount_minor.0) {
+                Some(v) => *sum = v,
+                None => overflow = true,
+            }
+        }
+        // Past Decimal's range the kept sums stop, and reads sum the lines as before.
+        (!overflow).then(|| changed.into_iter().map(|((b, a), v)| (b, a, v)).collect())
+    } else {
+        diesel::delete(paid_totals::table.filter(paid_totals::network_id.eq(network_id)))
+            .execute(conn)?;
+        Some(lines_paid(conn, &ids)?)
+    };
+    let Some(changed) = changed else {
+        diesel::delete(paid_totals_state::table.find(network_id)).execute(conn)?;
+        return Ok(());
+    };
+    let rows: Vec<PaidTotalRow> = changed
+        .into_iter()
+        .map(|(bucket, agent_id, v)| PaidTotalRow {
+            network_id: network_id.to_owned(),
+            bucket,
+            agent_id,
+            amount_minor: DbDecimal(v),
+        })
+        .collect();
+    for chunk in rows.chunks(500) {
+        use diesel::upsert::excluded;
+        let set = paid_totals::amount_minor.eq(excluded(paid_totals::amount_minor));
+        let keys = (
+            paid_totals::network_id,
+            paid_totals::bucket,
+            paid_totals::agent_id,
+        );
+        match conn {
+            AnyConnection::Postgres(c) => diesel::insert_into(paid_totals::table)
+                .values(chunk)
+                .on_conflict(keys)
+                .do_update()
+                .set(set)
+                .execute(c)?,
+            // SQLite cannot take an upsert in a multi-row insert; each row is whole, so
+            // replacing it is the same.
+            AnyConnection::Sqlite(c) => diesel::replace_into(paid_totals::table)
+                .values(chunk)
+                .execute(c)?,
+        };
+    }
+    diesel::delete(paid_totals_state::table.find(network_id)).execute(conn)?;
+    diesel::insert_into(paid_totals_state::table)
+        .values((
+            paid_totals_state::network_id.eq(network_id),
+            paid_totals_state::distributions.eq(count),
+        ))
+        .execute(conn)?;
+    Ok(())
 }
 
 /// What the distributions `ids` paid each agent per bucket, summed by the database: exact on
@@ -266,7 +404,7 @@ pub fn paid_by_agent(
     conn: &mut AnyConnection,
     network_id: &str,
 ) -> QueryResult<HashMap<String, HashMap<String, Decimal>>> {
-    let rows: Vec<(Option<String>, String, super::types::DbDecimal)> = distribution_lines::table
+    let rows: Vec<(Option<String>, String, DbDecimal)> = distribution_lines::table
         .inner_join(distributions::table)
         .filter(distributions::network_id.eq(network_id))
         .filter(distribution_lines::agent_id.is_not_null())

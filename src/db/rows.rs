@@ -315,6 +315,16 @@ pub struct BalanceRow {
     pub balance_minor: DbDecimal,
 }
 
+/// `paid_totals`
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = paid_totals)]
+pub struct PaidTotalRow {
+    pub network_id: String,
+    pub bucket: String,
+    pub agent_id: String,
+    pub amount_minor: DbDecimal,
+}
+
 /// `departures`
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = departures)]

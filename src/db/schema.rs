@@ -307,6 +307,25 @@ diesel::table! {
 }
 
 diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::types::Dec;
+
+    paid_totals (network_id, bucket, agent_id) {
+        network_id -> Text,
+        bucket -> Text,
+        agent_id -> Text,
+        amount_minor -> Dec,
+    }
+}
+
+diesel::table! {
+    paid_totals_state (network_id) {
+        network_id -> Text,
+        distributions -> BigInt,
+    }
+}
+
+diesel::table! {
     departures (network_id, agent_id) {
         network_id -> Text,
         agent_id -> Text,
@@ -465,6 +484,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     ledger_transactions,
     ledger_entries,
     token_balances,
+    paid_totals,
+    paid_totals_state,
     departures,
     journal_entries,
     journal_seals,

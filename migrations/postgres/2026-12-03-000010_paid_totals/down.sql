@@ -1,0 +1,2 @@
+DROP TABLE paid_totals_state;
+DROP TABLE paid_totals;
