@@ -3,6 +3,7 @@
 //! a handler's database closure; knows nothing of HTTP.
 
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use rust_decimal::Decimal;
@@ -69,33 +70,150 @@ pub fn thresholds(
 /// by the network's history.
 const PAGE: i64 = 10_000;
 
+/// Pages read two at a time are half as long: the two in memory at once hold one page's rows.
+const HALF_PAGE: i64 = PAGE / 2;
+
 /// Calls `f` with each counted contribution and its weighted value at `cutoff`, as things
-/// stood at `as_of`, in id order, reading the contributions a page at a time.
+/// stood at `as_of`, in id order, reading the contributions a page at a time. With a `spare`
+/// connection (outside a transaction only: it reads on its own), every other page is read
+/// and weighed on a second thread while this one reads and weighs its own; `f` still sees
+/// them in order, on this thread.
 pub fn each_weighed(
     conn: &mut AnyConnection,
+    spare: Option<&mut AnyConnection>,
     network_id: &str,
     eq: &Compiled,
     cutoff: NaiveDateTime,
     as_of: NaiveDateTime,
     mut f: impl FnMut(Weighed) -> Result<(), ApiError>,
 ) -> Result<(), ApiError> {
-    let cutoff_utc = DateTime::<Utc>::from_naive_utc_and_offset(cutoff, Utc);
+    let read = Reader {
+        network_id,
+        eq,
+        cutoff,
+        as_of,
+    };
+    if let Some(spare) = spare {
+        return read.in_pairs(conn, spare, &mut f);
+    }
     let mut after: Option<String> = None;
     loop {
-        let page = db::contributions::snapshot_page(
-            conn,
-            network_id,
-            cutoff,
-            as_of,
-            after.as_deref(),
-            PAGE,
-        )?;
+        let page = read.page(conn, after.as_deref(), None)?;
         let full = page.len() >= usize::try_from(PAGE).unwrap_or(usize::MAX);
         after = page.last().map(|c| c.id.clone());
-        weigh_page(eq, cutoff_utc, page, &mut f)?;
+        weigh_page(eq, read.cutoff_utc(), page, &mut f)?;
         if !full {
             return Ok(());
         }
+    }
+}
+
+/// Pages read on a spare connection since the process started (for `/metrics`).
+static PAGES_ON_SPARE: AtomicU64 = AtomicU64::new(0);
+
+/// How many contribution pages computations have read on a spare connection.
+pub fn pages_read_on_spare() -> u64 {
+    PAGES_ON_SPARE.load(Ordering::Relaxed)
+}
+
+/// What [`each_weighed`] reads.
+struct Reader<'a> {
+    network_id: &'a str,
+    eq: &'a Compiled,
+    cutoff: NaiveDateTime,
+    as_of: NaiveDateTime,
+}
+
+impl Reader<'_> {
+    fn cutoff_utc(&self) -> DateTime<Utc> {
+        DateTime::<Utc>::from_naive_utc_and_offset(self.cutoff, Utc)
+    }
+
+    /// The counted contributions after `after`, up to `upto` (at most a page).
+    fn page(
+        &self,
+        conn: &mut AnyConnection,
+        after: Option<&str>,
+        upto: Option<&str>,
+    ) -> Result<Vec<Counted>, ApiError> {
+        Ok(db::contributions::snapshot_page(
+            conn,
+            self.network_id,
+            self.cutoff,
+            self.as_of,
+            after,
+            upto,
+            PAGE,
+        )?)
+    }
+
+    /// The page after `after` up to `upto`, weighed.
+    fn weighed(
+        &self,
+        conn: &mut AnyConnection,
+        after: &str,
+        upto: Option<&str>,
+    ) -> Result<Vec<Weighed>, ApiError> {
+        let page = self.page(conn, Some(after), upto)?;
+        let mut out = Vec::with_capacity(page.len());
+        weigh_page(self.eq, self.cutoff_utc(), page, &mut |w| {
+            out.push(w);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Pages read two at a time: the page boundaries come from the contributions' id index
+    /// (a page is `HALF_PAGE` ids of the network, counted or not); the first of each pair is
+    /// read here, the second on `spare` in a scoped thread.
+    fn in_pairs(
+        &self,
+        conn: &mut AnyConnection,
+        spare: &mut AnyConnection,
+        f: &mut impl FnMut(Weighed) -> Result<(), ApiError>,
+    ) -> Result<(), ApiError> {
+        let (to_spare, spare_gets) = std::sync::mpsc::channel::<(String, Option<String>)>();
+        let (from_spare, spare_gave) = std::sync::mpsc::sync_channel(1);
+        std::thread::scope(|scope| {
+            // Both ends of this side are dropped when this closure returns, before the scope
+            // joins the reader: its loop ends when the requests' sender is gone.
+            let (to_spare, spare_gave) = (to_spare, spare_gave);
+            scope.spawn(move || {
+                for (after, upto) in spare_gets {
+                    let page = self.weighed(spare, &after, upto.as_deref());
+                    PAGES_ON_SPARE.fetch_add(1, Ordering::Relaxed);
+                    if from_spare.send(page).is_err() {
+                        return;
+                    }
+                }
+            });
+            let mut after = String::new();
+            loop {
+                let mid = db::contributions::page_end(conn, self.network_id, &after, HALF_PAGE)?;
+                let Some(mid) = mid else {
+                    // The last page: read it here.
+                    return self
+                        .weighed(conn, &after, None)?
+                        .into_iter()
+                        .try_for_each(&mut *f);
+                };
+                let end = db::contributions::page_end(conn, self.network_id, &mid, HALF_PAGE)?;
+                let sent = to_spare.send((mid.clone(), end.clone()));
+                let mine = self.weighed(conn, &after, Some(&mid))?;
+                mine.into_iter().try_for_each(&mut *f)?;
+                let theirs = match sent {
+                    Ok(()) => spare_gave
+                        .recv()
+                        .map_err(|_| ApiError::Internal("the page reader stopped".into()))??,
+                    Err(_) => return Err(ApiError::Internal("the page reader stopped".into())),
+                };
+                theirs.into_iter().try_for_each(&mut *f)?;
+                match end {
+                    Some(end) => after = end,
+                    None => return Ok(()),
+                }
+            }
+        })
     }
 }
 
@@ -152,7 +270,7 @@ pub fn values_by_agent(
     as_of: NaiveDateTime,
 ) -> Result<ByAgent, ApiError> {
     let mut values = ByAgent::default();
-    each_weighed(conn, network_id, eq, cutoff, as_of, |w| {
+    each_weighed(conn, None, network_id, eq, cutoff, as_of, |w| {
         distribution::add_to(&mut values, &w.agent_id, w.value, "values")
             .map_err(|e| ApiError::Conflict(e.0))
     })?;
@@ -189,17 +307,31 @@ pub struct Job<'a> {
 
 /// Computes a distribution from the database's state, folding the contributions into the
 /// equation's pools as they are read.
-pub fn compute(conn: &mut AnyConnection, job: &Job<'_>) -> Result<Computed, ApiError> {
+/// With a `spare` connection, outside a transaction, the contributions are read on two
+/// threads (see [`each_weighed`]).
+pub fn compute(
+    conn: &mut AnyConnection,
+    spare: Option<&mut AnyConnection>,
+    job: &Job<'_>,
+) -> Result<Computed, ApiError> {
     let cutoff = DateTime::<Utc>::from_naive_utc_and_offset(job.cutoff, Utc);
     let cannot = |e: distribution::DistError| {
         ApiError::Conflict(format!("the distribution cannot be computed: {}", e.0))
     };
     let mut gathered = distribution::Gatherer::new(job.eq, cutoff);
     let mut digest = Digest::new(job);
-    each_weighed(conn, job.network_id, job.eq, job.cutoff, job.as_of, |w| {
-        digest.contribution(&w.id, &w.agent_id, w.value);
-        gathered.add(&w).map_err(cannot)
-    })?;
+    each_weighed(
+        conn,
+        spare,
+        job.network_id,
+        job.eq,
+        job.cutoff,
+        job.as_of,
+        |w| {
+            digest.contribution(&w.id, &w.agent_id, w.value);
+            gathered.add(&w).map_err(cannot)
+        },
+    )?;
     let history = db::distributions::history(conn, job.network_id, job.before)?;
     let outcome = gathered
         .distribute(job.amount_minor, job.scale, &history, job.salt)
@@ -210,10 +342,18 @@ pub fn compute(conn: &mut AnyConnection, job: &Job<'_>) -> Result<Computed, ApiE
         // byte order from a second, lighter read.
         None => {
             let mut all: Vec<(String, String, Decimal)> = Vec::new();
-            each_weighed(conn, job.network_id, job.eq, job.cutoff, job.as_of, |w| {
-                all.push((w.id, w.agent_id, w.value));
-                Ok(())
-            })?;
+            each_weighed(
+                conn,
+                None,
+                job.network_id,
+                job.eq,
+                job.cutoff,
+                job.as_of,
+                |w| {
+                    all.push((w.id, w.agent_id, w.value));
+                    Ok(())
+                },
+            )?;
             all.sort_by(|a, b| a.0.cmp(&b.0));
             let mut sorted = Digest::new(job);
             for (id, agent, value) in &all {

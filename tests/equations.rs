@@ -19,6 +19,9 @@ on_both_backends!(
 
 const N: &str = "/v1/networks/lab";
 
+/// Contribution pages read on a spare connection (counted for the whole test process).
+const SPARE_PAGES: &str = "holoptic_contribution_pages_read_on_spare_total";
+
 async fn log(app: &TestApp, who: &Member, hours: &str, skill: &str) -> String {
     let mut b = work(hours);
     b["skill"] = json!(skill);
@@ -812,9 +815,45 @@ async fn values_read_past_one_page(app: TestApp) {
     assert_eq!(value(&ada), Some(json!("12000")));
     assert_eq!(value(&bob), Some(json!("8991")));
     assert_eq!(value(&cy), Some(json!("10")));
+    // On SQLite the preview reads pages on two threads when the pool has a connection to
+    // spare; the commit, inside its transaction, reads them one after another. Both must see
+    // the same.
+    let spare_before = app.metric(SPARE_PAGES).await;
+    let income = app
+        .post(
+            &format!("{N}/income"),
+            Some(&steward.token),
+            json!({ "amount": "42002", "currency": "EUR", "source": "s", "received_at": "2026-01-01T00:00:00Z" }),
+        )
+        .await
+        .ok(201);
+    let id = income["id"].as_str().expect("id");
+    let cutoff = json!({ "cutoff": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true) });
     let preview = app
-        .income_then("lab", &steward, "42002", "EUR", "preview")
-        .await;
+        .post(
+            &format!("{N}/income/{id}/preview"),
+            Some(&steward.token),
+            cutoff.clone(),
+        )
+        .await
+        .ok(200);
+    if matches!(app.backend, common::Backend::Sqlite) {
+        assert!(
+            app.metric(SPARE_PAGES).await > spare_before,
+            "read on a spare connection"
+        );
+    }
+    let committed = app
+        .post(
+            &format!("{N}/income/{id}/distribution"),
+            Some(&steward.token),
+            cutoff,
+        )
+        .await
+        .ok(201);
+    assert_eq!(committed["inputs_digest"], preview["inputs_digest"]);
+    assert_eq!(committed["lines"], preview["lines"]);
+    app.verifies("lab", &committed).await;
     let amounts: Vec<(String, String)> = preview["lines"]
         .as_array()
         .expect("lines")

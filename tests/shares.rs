@@ -13,23 +13,9 @@ const N: &str = "/v1/networks/lab";
 
 /// (reused, computed) from `/metrics`.
 async fn counts(app: &TestApp) -> (u64, u64) {
-    let text = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    let read = |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.trim().parse::<u64>().ok())
-            .unwrap_or_else(|| panic!("{name} missing from:\n{text}"))
-    };
     (
-        read("holoptic_shares_tables_reused_total"),
-        read("holoptic_shares_tables_computed_total"),
+        app.metric("holoptic_shares_tables_reused_total").await,
+        app.metric("holoptic_shares_tables_computed_total").await,
     )
 }
 

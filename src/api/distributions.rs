@@ -228,6 +228,7 @@ fn stored_out(conn: &mut AnyConnection, d: DistributionRow) -> Result<Distributi
 /// Computes the distribution of an income event (for preview and commit).
 fn prepare(
     conn: &mut AnyConnection,
+    spare: Option<&mut AnyConnection>,
     network_id: &str,
     income_id: &str,
     cutoff: Option<DateTime<Utc>>,
@@ -260,7 +261,7 @@ fn prepare(
         before: None,
         salt: income_id,
     };
-    let computed = accounting::compute(conn, &job)?;
+    let computed = accounting::compute(conn, spare, &job)?;
     let lines = computed
         .outcome
         .lines
@@ -407,11 +408,11 @@ pub async fn preview_distribution(
     let cutoff = body.0.cutoff;
     state
         .db
-        .run(move |conn| {
+        .run_with_spare(move |conn, spare| {
             let access = Access::load(conn, &key, Some(caller.0))?;
             access.member_role()?;
             accounting::settle(conn, &access.network.id, now())?;
-            prepare(conn, &access.network.id, &id, cutoff).map(|(out, _, _)| out)
+            prepare(conn, spare, &access.network.id, &id, cutoff).map(|(out, _, _)| out)
         })
         .await
         .map(web::Json)
@@ -453,7 +454,7 @@ pub async fn commit_distribution(
                     ));
                 }
                 // The commit time is the snapshot time, so verification sees what the commit saw.
-                let (out, computed, committed_at) = prepare(conn, &network, &id, cutoff)?;
+                let (out, computed, committed_at) = prepare(conn, None, &network, &id, cutoff)?;
                 let dist_id = uuid::Uuid::now_v7().to_string();
                 let row = DistributionRow {
                     id: dist_id.clone(),
@@ -651,7 +652,7 @@ pub fn verify(
     if eq.hash != d.equation_hash || version.content_hash != d.equation_hash {
         mismatches.push("equation hash differs from the stored version".into());
     }
-    let computed = accounting::compute(conn, &job)?;
+    let computed = accounting::compute(conn, None, &job)?;
     let stored = db::distributions::lines(conn, &d.id)?;
     let fresh: Vec<LineOut> = computed
         .outcome

@@ -31,6 +31,7 @@ pub struct Metrics {
     pool_idle: IntGauge,
     shares_reused: IntCounter,
     shares_computed: IntCounter,
+    spare_pages: IntCounter,
 }
 
 impl Metrics {
@@ -70,6 +71,11 @@ impl Metrics {
         registry.register(Box::new(pool_idle.clone()))?;
         registry.register(Box::new(shares_reused.clone()))?;
         registry.register(Box::new(shares_computed.clone()))?;
+        let spare_pages = IntCounter::new(
+            "contribution_pages_read_on_spare_total",
+            "Contribution pages a computation read on a second connection and thread",
+        )?;
+        registry.register(Box::new(spare_pages.clone()))?;
         Ok(Self {
             registry,
             requests,
@@ -78,6 +84,7 @@ impl Metrics {
             pool_idle,
             shares_reused,
             shares_computed,
+            spare_pages,
         })
     }
 }
@@ -136,6 +143,10 @@ pub async fn metrics(state: web::Data<AppState>, metrics: web::Data<Metrics>) ->
     metrics
         .shares_computed
         .inc_by(computed.saturating_sub(metrics.shares_computed.get()));
+    let spare = crate::accounting::pages_read_on_spare();
+    metrics
+        .spare_pages
+        .inc_by(spare.saturating_sub(metrics.spare_pages.get()));
     let mut buf = Vec::new();
     if let Err(e) = TextEncoder::new().encode(&metrics.registry.gather(), &mut buf) {
         return ApiError::Internal(e.to_string()).into();

@@ -528,7 +528,7 @@ pub async fn what_if(
                     before: None,
                     salt: &id,
                 };
-                accounting::compute(conn, &job).map(|c| c.outcome)
+                accounting::compute(conn, None, &job).map(|c| c.outcome)
             };
             let proposed_out = run(conn, &proposed)?;
             let current_out = current.as_ref().map(|c| run(conn, &c.eq)).transpose()?;

@@ -193,7 +193,7 @@ fn compute_table(
             before: None,
             salt: "shares",
         };
-        let out = accounting::compute(conn, &job)?.outcome;
+        let out = accounting::compute(conn, None, &job)?.outcome;
         let mut per: HashMap<String, Decimal> = HashMap::new();
         for l in out.lines {
             if let Recipient::Agent(a) = l.recipient {

@@ -474,25 +474,49 @@ type CountedCols = (
     super::types::FastTimestamp,
 );
 
+/// The id `size` contributions of the network after `after` (the end of a page of that many,
+/// counted or not), or None when fewer remain. Read from the `(network_id, id)` index alone.
+pub fn page_end(
+    conn: &mut AnyConnection,
+    network_id: &str,
+    after: &str,
+    size: i64,
+) -> QueryResult<Option<String>> {
+    contributions::table
+        .filter(contributions::network_id.eq(network_id))
+        .filter(contributions::id.gt(after))
+        .order(contributions::id)
+        .select(contributions::id)
+        .offset(size - 1)
+        .limit(1)
+        .load::<String>(conn)
+        .map(|ids| ids.into_iter().next())
+}
+
 /// The network's contributions that happened by `cutoff` and were recorded by `as_of`,
 /// with their status as it stood at `as_of`: the page of at most `limit` after the id
-/// `after`, in id order. Reading page by page keeps a computation's memory bounded.
+/// `after`, and up to `upto` if given, in id order. Reading page by page keeps a computation's memory bounded.
 pub fn snapshot_page(
     conn: &mut AnyConnection,
     network_id: &str,
     cutoff: NaiveDateTime,
     as_of: NaiveDateTime,
     after: Option<&str>,
+    upto: Option<&str>,
     limit: i64,
 ) -> QueryResult<Vec<Counted>> {
     let after = after.unwrap_or("");
-    let page = contributions::table
+    let mut page = contributions::table
         .filter(contributions::network_id.eq(network_id.to_owned()))
         .filter(contributions::occurred_at.le(cutoff))
         .filter(contributions::recorded_at.le(as_of))
         .filter(contributions::id.gt(after))
         .order(contributions::id)
-        .limit(limit);
+        .limit(limit)
+        .into_boxed();
+    if let Some(upto) = upto {
+        page = page.filter(contributions::id.le(upto.to_owned()));
+    }
     let cols = (
         contributions::id,
         contributions::agent_id,

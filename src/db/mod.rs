@@ -132,6 +132,43 @@ impl Db {
     }
 }
 
+/// How long [`Db::run_with_spare`] waits for a new connection to open.
+const SPARE_WAIT: Duration = Duration::from_millis(250);
+
+impl Db {
+    /// Like [`Db::run`], with a second connection for `f` to read on in parallel, on SQLite
+    /// when the pool has one to spare (None otherwise: `f` must work without it). The second
+    /// connection reads in its own snapshot, so it is for reads that do not need this one's.
+    /// On PostgreSQL the backend process does most of the reading already, and a second one
+    /// measured no faster (BENCHMARKS.md), so there is none.
+    pub async fn run_with_spare<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut AnyConnection, Option<&mut AnyConnection>) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        let pool = (self.kind == BackendKind::Sqlite).then(|| self.pool.clone());
+        self.run(move |conn| {
+            let Some(pool) = pool else {
+                return f(conn, None);
+            };
+            // An idle one, else a new one if the pool has room (its connections are opened
+            // as needed), but never a wait for one that another request holds.
+            let mut spare = pool.try_get().or_else(|| {
+                (pool.state().connections < pool.max_size())
+                    .then(|| pool.get_timeout(SPARE_WAIT).ok())
+                    .flatten()
+            });
+            let out = f(conn, spare.as_deref_mut());
+            if let (Err(_), Some(spare)) = (&out, spare.as_mut()) {
+                conn::check_after_failure(spare);
+            }
+            out
+        })
+        .await
+    }
+}
+
 /// Runs every pending migration. On PostgreSQL an advisory lock keeps several instances
 /// starting at once from migrating concurrently; on SQLite WAL mode is switched on here,
 /// once, rather than on every pooled connection.

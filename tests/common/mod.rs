@@ -445,6 +445,22 @@ impl TestApp {
         v
     }
 
+    /// A counter from `/metrics`.
+    pub async fn metric(&self, name: &str) -> u64 {
+        let text = self
+            .client
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("{name} missing from:\n{text}"))
+    }
+
     /// How many contributions a network has (as `token`).
     pub async fn count_contributions(&self, slug: &str, token: Option<&str>) -> usize {
         let mut n = 0;
