@@ -248,16 +248,19 @@ fn kept_covers(conn: &mut AnyConnection, network_id: &str) -> QueryResult<Option
 }
 
 /// The kept sums per (bucket, agent), if they cover exactly the network's `count`
-/// distributions (a commit that sums them is in this snapshot too, or not at all).
+/// distributions. Outside a transaction (a preview) a commit may land between the reads: the
+/// count is read before and after the sums, and the sums are used only if it held.
 fn kept_paid(
     conn: &mut AnyConnection,
     network_id: &str,
     count: usize,
 ) -> QueryResult<Option<Vec<(String, String, Decimal)>>> {
-    if kept_covers(conn, network_id)? != i64::try_from(count).ok() {
+    let count = i64::try_from(count).ok();
+    if kept_covers(conn, network_id)? != count {
         return Ok(None);
     }
-    Ok(Some(kept_rows(conn, network_id)?))
+    let rows = kept_rows(conn, network_id)?;
+    Ok((kept_covers(conn, network_id)? == count).then_some(rows))
 }
 
 /// The network's kept sums, whatever they cover.
