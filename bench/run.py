@@ -638,7 +638,7 @@ def measure_backend(backend, sizes, url, path, server, res, parts=PARTS):
         res["distribution"] = distribution_benchmarks(server, seed, group_by, sizes)
     if "policies" in parts:
         print(f"[{backend}] balanced / immediate / recent over 52 weeks", file=sys.stderr)
-        server.start()
+        server.restart()  # still running when the distribution part did not run
         res["policies"] = policy_benchmarks(server, seed, sizes)
     return res
 
