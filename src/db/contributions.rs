@@ -7,7 +7,9 @@
 use std::collections::HashMap;
 
 use chrono::NaiveDateTime;
+use diesel::expression::BoxableExpression;
 use diesel::prelude::*;
+use diesel::sql_types::{Bool, Timestamp};
 
 use super::rows::{ContributionRow, OutcomeRow, TagRow, ValidationRow};
 use super::schema::{contribution_outcomes, contribution_tags, contributions, validations};
@@ -474,6 +476,17 @@ type CountedCols = (
     super::types::FastTimestamp,
 );
 
+/// `column <= at` for SQLite, compared as the text both are. The columns are declared
+/// `TIMESTAMP`, which gives them numeric affinity, so a plain comparison tried to read the
+/// bound text as a number again on every row (`sqlite3AtoF`, about 4% of a preview); `+column`
+/// has no affinity, and text against text is what the comparison came to anyway.
+fn not_after<QS>(
+    column: &'static str,
+    at: NaiveDateTime,
+) -> Box<dyn BoxableExpression<QS, super::conn::MultiBackend, SqlType = Bool>> {
+    Box::new(diesel::dsl::sql::<Bool>(&format!("+{column} <= ")).bind::<Timestamp, _>(at))
+}
+
 /// The id `size` contributions of the network after `after` (the end of a page of that many,
 /// counted or not), or None when fewer remain. Read from the `(network_id, id)` index alone.
 pub fn page_end(
@@ -506,14 +519,22 @@ pub fn snapshot_page(
     limit: i64,
 ) -> QueryResult<Vec<Counted>> {
     let after = after.unwrap_or("");
+    let sqlite = matches!(conn, AnyConnection::Sqlite(_));
     let mut page = contributions::table
         .filter(contributions::network_id.eq(network_id.to_owned()))
-        .filter(contributions::occurred_at.le(cutoff))
-        .filter(contributions::recorded_at.le(as_of))
         .filter(contributions::id.gt(after))
         .order(contributions::id)
         .limit(limit)
         .into_boxed();
+    if sqlite {
+        page = page
+            .filter(not_after("contributions.occurred_at", cutoff))
+            .filter(not_after("contributions.recorded_at", as_of));
+    } else {
+        page = page
+            .filter(contributions::occurred_at.le(cutoff))
+            .filter(contributions::recorded_at.le(as_of));
+    }
     if let Some(upto) = upto {
         page = page.filter(contributions::id.le(upto.to_owned()));
     }
@@ -557,7 +578,7 @@ pub fn snapshot_page(
         contribution_outcomes::table
             .filter(contribution_outcomes::contribution_id.ge(&first))
             .filter(contribution_outcomes::contribution_id.le(&last))
-            .filter(contribution_outcomes::decided_at.le(as_of))
+            .filter(not_after("contribution_outcomes.decided_at", as_of))
             .select((
                 contribution_outcomes::contribution_id,
                 contribution_outcomes::status,
