@@ -130,12 +130,7 @@ impl Db {
         .await
         .map_err(|e| DbError::Task(e.to_string()))?
     }
-}
 
-/// How long [`Db::run_with_spare`] waits for a new connection to open.
-const SPARE_WAIT: Duration = Duration::from_millis(250);
-
-impl Db {
     /// Like [`Db::run`], with a second connection for `f` to read on in parallel, on SQLite
     /// when the pool has one to spare (None otherwise: `f` must work without it). The second
     /// connection reads in its own snapshot, so it is for reads that do not need this one's.
@@ -168,6 +163,9 @@ impl Db {
         .await
     }
 }
+
+/// How long [`Db::run_with_spare`] waits for a new connection to open.
+const SPARE_WAIT: Duration = Duration::from_millis(250);
 
 /// Runs every pending migration. On PostgreSQL an advisory lock keeps several instances
 /// starting at once from migrating concurrently; on SQLite WAL mode is switched on here,

@@ -226,7 +226,7 @@ pub struct Gatherer<'a> {
     /// Per bucket, what its pool gathered (None for a bucket paid to a named target).
     pools: Vec<Option<Gathered>>,
     /// Per bucket, a `recent` pool's factor (1 − discount)^age by age in periods, computed
-    /// once per age: a power of a `Decimal` per contribution was a tenth of a preview.
+    /// once per age rather than once per contribution.
     factors: Vec<foldhash::HashMap<i64, Decimal>>,
 }
 
