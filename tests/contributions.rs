@@ -709,3 +709,43 @@ async fn csv_import_dry_run_then_all_or_nothing(app: TestApp) {
     assert_eq!((status, unknown["field"].clone()), (422, json!("header")));
     assert_eq!(app.count_contributions("lab", None).await, 2);
 }
+
+#[derive(diesel::QueryableByName)]
+struct Plans {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    generic: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    statements: i64,
+}
+
+/// On PostgreSQL the pages a computation reads are planned for their own network on every
+/// run. A prepared statement that diesel caches gets a generic plan after five runs, chosen
+/// without knowing the network: for a page of one network's contributions it scanned the
+/// primary key and filtered by network, walking every later contribution of every other
+/// network.
+#[test]
+fn postgres_plans_each_page_for_its_network() {
+    use diesel::RunQueryDsl;
+    use holoptic::db::{self, conn::establish, contributions::snapshot_page, DatabaseUrl};
+
+    let (_db, url) = common::TestDb::create(common::Backend::Postgres);
+    let mut conn = establish(&DatabaseUrl::parse(&url).expect("url")).expect("connect");
+    db::migrate(&mut conn).expect("migrate");
+    let now = chrono::Utc::now().naive_utc();
+    for _ in 0..8 {
+        let page = snapshot_page(&mut conn, "n1", now, now, Some("c1"), None, 5000).expect("page");
+        assert!(page.is_empty());
+    }
+    // Statements diesel keeps prepared, with how often each ran on a generic plan.
+    let plans: Plans = diesel::sql_query(
+        "SELECT coalesce(sum(generic_plans), 0)::bigint AS generic, count(*) AS statements \
+         FROM pg_prepared_statements WHERE statement LIKE '%FROM (\"contributions\"%'",
+    )
+    .get_result(&mut conn)
+    .expect("prepared statements");
+    assert_eq!(
+        plans.generic, 0,
+        "{} cached page statement(s) ran on a generic plan",
+        plans.statements
+    );
+}
