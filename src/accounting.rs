@@ -96,16 +96,18 @@ pub fn each_weighed(
     if let Some(spare) = spare {
         return read.in_pairs(conn, spare, &mut f);
     }
-    let mut after: Option<String> = None;
-    loop {
-        let page = read.page(conn, after.as_deref(), None)?;
-        let full = page.len() >= usize::try_from(PAGE).unwrap_or(usize::MAX);
-        after = page.last().map(|c| c.id.clone());
-        weigh_page(eq, read.cutoff_utc(), page, &mut f)?;
-        if !full {
-            return Ok(());
+    db::contributions::in_id_order(conn, |conn| {
+        let mut after: Option<String> = None;
+        loop {
+            let page = read.page(conn, after.as_deref(), None)?;
+            let full = page.len() >= usize::try_from(PAGE).unwrap_or(usize::MAX);
+            after = page.last().map(|c| c.id.clone());
+            weigh_page(eq, read.cutoff_utc(), page, &mut f)?;
+            if !full {
+                return Ok(());
+            }
         }
-    }
+    })
 }
 
 /// Pages read on a spare connection since the process started (for `/metrics`).

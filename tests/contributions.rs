@@ -710,6 +710,16 @@ async fn csv_import_dry_run_then_all_or_nothing(app: TestApp) {
     assert_eq!(app.count_contributions("lab", None).await, 2);
 }
 
+/// A fresh, migrated PostgreSQL database and a connection to it, opened as the pool opens
+/// its connections.
+fn migrated_postgres() -> (common::TestDb, holoptic::db::conn::AnyConnection) {
+    use holoptic::db::{self, conn::establish, DatabaseUrl};
+    let (db, url) = common::TestDb::create(common::Backend::Postgres);
+    let mut conn = establish(&DatabaseUrl::parse(&url).expect("url")).expect("connect");
+    db::migrate(&mut conn).expect("migrate");
+    (db, conn)
+}
+
 #[derive(diesel::QueryableByName)]
 struct Plans {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
@@ -726,11 +736,9 @@ struct Plans {
 #[test]
 fn postgres_plans_each_page_for_its_network() {
     use diesel::RunQueryDsl;
-    use holoptic::db::{self, conn::establish, contributions::snapshot_page, DatabaseUrl};
+    use holoptic::db::contributions::snapshot_page;
 
-    let (_db, url) = common::TestDb::create(common::Backend::Postgres);
-    let mut conn = establish(&DatabaseUrl::parse(&url).expect("url")).expect("connect");
-    db::migrate(&mut conn).expect("migrate");
+    let (_db, mut conn) = migrated_postgres();
     let now = chrono::Utc::now().naive_utc();
     for _ in 0..8 {
         let page = snapshot_page(&mut conn, "n1", now, now, Some("c1"), None, 5000).expect("page");
@@ -748,4 +756,79 @@ fn postgres_plans_each_page_for_its_network() {
         "{} cached page statement(s) ran on a generic plan",
         plans.statements
     );
+}
+
+#[derive(diesel::QueryableByName)]
+struct PlanLine {
+    #[diesel(sql_type = diesel::sql_types::Text, column_name = "QUERY PLAN")]
+    line: String,
+}
+
+#[derive(diesel::QueryableByName)]
+struct Setting {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    enable_sort: String,
+}
+
+/// Pages of contributions are read in index order on PostgreSQL even when its statistics do
+/// not know the table's rows (autovacuum off, or not yet run after a burst of writes): then it
+/// planned each page as a scan of the whole network and a sort, or a nested loop over every
+/// outcome, so a computation took time in the square of the network's size. The planner's
+/// settings are put back afterwards, inside a caller's transaction too.
+#[test]
+fn postgres_reads_pages_in_index_order_without_statistics() {
+    use diesel::{Connection, RunQueryDsl};
+    use holoptic::db::contributions::in_id_order;
+
+    let (_db, mut conn) = migrated_postgres();
+    for sql in [
+        "ALTER TABLE contributions SET (autovacuum_enabled = false)",
+        "ALTER TABLE contribution_outcomes SET (autovacuum_enabled = false)",
+        // Rows only: the networks and agents they name do not matter to the plan.
+        "SET session_replication_role = replica",
+        "INSERT INTO contributions (id, network_id, agent_id, recorded_by, kind, quantity, \
+         unit, description, occurred_at, recorded_at) \
+         SELECT 'c-' || lpad(i::text, 8, '0'), 'n' || (i % 2), 'a', 'a', 'work', 1, 'hours', \
+         'x', now(), now() FROM generate_series(1, 30000) i",
+        "INSERT INTO contribution_outcomes (contribution_id, status, decided_at) \
+         SELECT 'c-' || lpad(i::text, 8, '0'), 'validated', now() \
+         FROM generate_series(1, 30000) i",
+        "SET session_replication_role = origin",
+    ] {
+        diesel::sql_query(sql).execute(&mut conn).expect(sql);
+    }
+    let explain = |conn: &mut holoptic::db::conn::AnyConnection| {
+        let lines: Vec<PlanLine> = diesel::sql_query(
+            "EXPLAIN SELECT c.id, o.status FROM contributions c \
+             LEFT JOIN contribution_outcomes o ON o.contribution_id = c.id \
+             AND o.decided_at <= now() AND o.contribution_id > 'c-00001000' \
+             WHERE c.network_id = 'n1' AND c.id > 'c-00001000' AND c.occurred_at <= now() \
+             AND c.recorded_at <= now() ORDER BY c.id LIMIT 10000",
+        )
+        .load(conn)
+        .expect("explain");
+        lines.into_iter().map(|l| l.line + "\n").collect::<String>()
+    };
+    let sort = |conn: &mut holoptic::db::conn::AnyConnection| {
+        diesel::sql_query("SELECT current_setting('enable_sort') AS enable_sort")
+            .get_result::<Setting>(conn)
+            .expect("setting")
+            .enable_sort
+    };
+    let plan =
+        in_id_order(&mut conn, |c| Ok::<_, diesel::result::Error>(explain(c))).expect("read");
+    for node in ["Sort", "Bitmap", "Nested Loop", "Hash", "Seq Scan"] {
+        assert!(!plan.contains(node), "no {node} in a page's plan:\n{plan}");
+    }
+    assert!(
+        plan.contains("Merge Left Join") && plan.contains("contributions_network"),
+        "the network's index merged with the outcomes' in order:\n{plan}"
+    );
+    assert_eq!(sort(&mut conn), "on", "put back after the read");
+    conn.transaction(|c| {
+        in_id_order(c, |c| Ok::<_, diesel::result::Error>(explain(c)))?;
+        assert_eq!(sort(c), "on", "put back inside the caller's transaction");
+        Ok::<_, diesel::result::Error>(())
+    })
+    .expect("transaction");
 }
