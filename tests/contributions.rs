@@ -832,3 +832,66 @@ fn postgres_reads_pages_in_index_order_without_statistics() {
     })
     .expect("transaction");
 }
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// A network's first page on PostgreSQL reads its outcomes from the network's first
+/// contribution on, not every outcome whose id sorts before it: beside 1.2 million outcomes of
+/// other networks, the first page of a 52-week preview took 590 ms instead of 35.
+#[test]
+fn postgres_first_page_skips_other_networks_outcomes() {
+    use diesel::RunQueryDsl;
+    use holoptic::db::contributions::{in_id_order, snapshot_page};
+
+    let (_db, mut conn) = migrated_postgres();
+    let seed = |prefix: &str, network: &str, n: u32| {
+        [
+            format!(
+                "INSERT INTO contributions (id, network_id, agent_id, recorded_by, kind, \
+                 quantity, unit, description, occurred_at, recorded_at) \
+                 SELECT '{prefix}-' || lpad(i::text, 8, '0'), '{network}', 'a', 'a', 'work', 1, \
+                 'hours', 'x', now(), now() FROM generate_series(1, {n}) i"
+            ),
+            format!(
+                "INSERT INTO contribution_outcomes (contribution_id, status, decided_at) \
+                 SELECT '{prefix}-' || lpad(i::text, 8, '0'), 'validated', now() \
+                 FROM generate_series(1, {n}) i"
+            ),
+        ]
+    };
+    diesel::sql_query("SET session_replication_role = replica")
+        .execute(&mut conn)
+        .expect("replica");
+    for sql in seed("a", "earlier", 20_000)
+        .into_iter()
+        .chain(seed("b", "later", 100))
+    {
+        diesel::sql_query(&sql).execute(&mut conn).expect("seed");
+    }
+    for sql in ["SET session_replication_role = origin", "ANALYZE"] {
+        diesel::sql_query(sql).execute(&mut conn).expect(sql);
+    }
+    let now = chrono::Utc::now().naive_utc();
+    let (page, returned) = in_id_order(&mut conn, |c| {
+        let page = snapshot_page(c, "later", now, now, None, None, 5000)?;
+        // Index entries the outcomes' primary key returned in this transaction.
+        let returned: Count = diesel::sql_query(
+            "SELECT pg_stat_get_xact_tuples_returned('contribution_outcomes_pkey'::regclass) AS n",
+        )
+        .get_result(c)?;
+        Ok::<_, diesel::result::Error>((page, returned.n))
+    })
+    .expect("page");
+    assert_eq!(page.len(), 100);
+    assert!(page
+        .iter()
+        .all(|c| c.status == holoptic::domain::contribution::Status::Validated));
+    assert!(
+        returned <= 200,
+        "the first page read {returned} outcomes for its 100 contributions"
+    );
+}

@@ -604,10 +604,22 @@ pub fn snapshot_page(
     // outcomes are read by the id range it covers, one range scan, and matched in memory.
     let mut joined: Vec<Option<Status>> = Vec::new();
     let rows: Vec<CountedCols> = if matches!(conn, AnyConnection::Postgres(_)) {
+        // The outcomes' scan starts at the page's first contribution, not just after `after`:
+        // on the first page (`after` empty) it otherwise walked the outcomes of every
+        // contribution whose id sorts before the network's first (590 ms beside 1.2 million).
+        let from_first = diesel::dsl::sql::<Bool>(
+            "contribution_outcomes.contribution_id >= (SELECT first.id FROM contributions AS first \
+             WHERE first.network_id = ",
+        )
+        .bind::<diesel::sql_types::Text, _>(network_id.to_owned())
+        .sql(" AND first.id > ")
+        .bind::<diesel::sql_types::Text, _>(after.to_owned())
+        .sql(" ORDER BY first.id LIMIT 1)");
         let outcome = contribution_outcomes::table.on(contribution_outcomes::contribution_id
             .eq(contributions::id)
             .and(contribution_outcomes::decided_at.le(as_of))
-            .and(contribution_outcomes::contribution_id.gt(after)));
+            .and(contribution_outcomes::contribution_id.gt(after))
+            .and(from_first));
         let with: Vec<(CountedCols, Option<Code<Status>>)> = page
             .left_join(outcome)
             .select((cols, contribution_outcomes::status.nullable()))
