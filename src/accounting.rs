@@ -77,7 +77,9 @@ const HALF_PAGE: i64 = PAGE / 2;
 /// stood at `as_of`, in id order, reading the contributions a page at a time. With a `spare`
 /// connection (outside a transaction only: it reads on its own), every other page is read
 /// and weighed on a second thread while this one reads and weighs its own; `f` still sees
-/// them in order, on this thread.
+/// them in order, on this thread. Without one, the pages are read one after another, on
+/// PostgreSQL with its planner pinned to the indexes' order
+/// ([`db::contributions::in_id_order`]).
 pub fn each_weighed(
     conn: &mut AnyConnection,
     spare: Option<&mut AnyConnection>,

@@ -487,9 +487,9 @@ type CountedCols = (
 /// PostgreSQL plans each run with its parameters. A cached statement gets a generic plan after
 /// five runs, chosen without knowing the network: for a page of one network's contributions it
 /// scanned the primary key from the page on and filtered by network, so the network's last
-/// page walked every later contribution of every other network (a 52-week preview took 840 ms
-/// instead of 330 ms beside a network of 1.1 million contributions). Planning a page costs far
-/// less than reading it.
+/// page walked every later contribution of every other network (a 52-week preview took about
+/// 830 ms instead of 375 ms beside a network of 1.1 million contributions). Planning a page
+/// costs far less than reading it.
 fn not_after<QS>(
     conn: &AnyConnection,
     column: &'static str,
