@@ -344,8 +344,8 @@ def seed_statements(backend, network_id, n_members, first, last, agents=True, we
         "skill, description, evidence_url, cites, corrects, occurred_at, recorded_at) "
         f"SELECT {ident(prefix, 'i')}, '{network_id}', {agent}, {agent}, 'work', {quantity}, "
         f"'hours', NULL, 'seeded', NULL, NULL, NULL, {when}, {when} {src}")
-    out.append(f"{w}INSERT INTO contribution_outcomes (contribution_id, status, decided_at) "
-               f"SELECT {ident(prefix, 'i')}, 'validated', {when} {src}")
+    out.append(f"{w}INSERT INTO contribution_outcomes (contribution_id, status, decided_at, network_id) "
+               f"SELECT {ident(prefix, 'i')}, 'validated', {when}, '{network_id}' {src}")
     return out
 
 

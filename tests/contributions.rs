@@ -713,8 +713,12 @@ async fn csv_import_dry_run_then_all_or_nothing(app: TestApp) {
 /// A fresh, migrated PostgreSQL database and a connection to it, opened as the pool opens
 /// its connections.
 fn migrated_postgres() -> (common::TestDb, holoptic::db::conn::AnyConnection) {
+    migrated(common::Backend::Postgres)
+}
+
+fn migrated(backend: common::Backend) -> (common::TestDb, holoptic::db::conn::AnyConnection) {
     use holoptic::db::{self, conn::establish, DatabaseUrl};
-    let (db, url) = common::TestDb::create(common::Backend::Postgres);
+    let (db, url) = common::TestDb::create(backend);
     let mut conn = establish(&DatabaseUrl::parse(&url).expect("url")).expect("connect");
     db::migrate(&mut conn).expect("migrate");
     (db, conn)
@@ -772,8 +776,8 @@ fn seed_rows(conn: &mut holoptic::db::conn::AnyConnection, prefix: &str, network
              'hours', 'x', now(), now() FROM generate_series(1, {n}) i"
         ),
         format!(
-            "INSERT INTO contribution_outcomes (contribution_id, status, decided_at) \
-             SELECT '{prefix}-' || lpad(i::text, 8, '0'), 'validated', now() \
+            "INSERT INTO contribution_outcomes (contribution_id, status, decided_at, network_id) \
+             SELECT '{prefix}-' || lpad(i::text, 8, '0'), 'validated', now(), {network} \
              FROM generate_series(1, {n}) i"
         ),
         "SET session_replication_role = origin".to_owned(),
@@ -801,6 +805,31 @@ fn rows_read(conn: &mut holoptic::db::conn::AnyConnection, table: &str) -> i64 {
     .get_result::<Count>(conn)
     .expect("counter")
     .n
+}
+
+/// A page of `network`'s contributions read as a computation reads it (on PostgreSQL, in
+/// index order), every one of them validated, with the rows PostgreSQL read for it from the
+/// contributions and from the outcomes.
+fn validated_page(
+    conn: &mut holoptic::db::conn::AnyConnection,
+    network: &str,
+    after: Option<&str>,
+    limit: i64,
+) -> (Vec<holoptic::db::contributions::Counted>, i64, i64) {
+    use holoptic::db::contributions::{in_id_order, snapshot_page};
+    let now = chrono::Utc::now().naive_utc();
+    let read = in_id_order(conn, |c| {
+        let page = snapshot_page(c, network, now, now, after, None, limit)?;
+        let contributions = rows_read(c, "contributions");
+        let outcomes = rows_read(c, "contribution_outcomes");
+        Ok::<_, diesel::result::Error>((page, contributions, outcomes))
+    })
+    .expect("page");
+    assert!(read
+        .0
+        .iter()
+        .all(|c| c.status == holoptic::domain::contribution::Status::Validated));
+    read
 }
 
 #[derive(diesel::QueryableByName)]
@@ -866,7 +895,6 @@ fn postgres_reads_pages_in_index_order_without_statistics() {
 #[test]
 fn postgres_first_page_skips_other_networks_outcomes() {
     use diesel::RunQueryDsl;
-    use holoptic::db::contributions::{in_id_order, snapshot_page};
 
     let (_db, mut conn) = migrated_postgres();
     seed_rows(&mut conn, "a", "'earlier'", 20_000);
@@ -874,19 +902,99 @@ fn postgres_first_page_skips_other_networks_outcomes() {
     diesel::sql_query("ANALYZE")
         .execute(&mut conn)
         .expect("analyze");
-    let now = chrono::Utc::now().naive_utc();
-    let (page, returned) = in_id_order(&mut conn, |c| {
-        let page = snapshot_page(c, "later", now, now, None, None, 5000)?;
-        let returned = rows_read(c, "contribution_outcomes");
-        Ok::<_, diesel::result::Error>((page, returned))
-    })
-    .expect("page");
+    let (page, _, returned) = validated_page(&mut conn, "later", None, 5000);
     assert_eq!(page.len(), 100);
-    assert!(page
-        .iter()
-        .all(|c| c.status == holoptic::domain::contribution::Status::Validated));
     assert!(
         returned <= 200,
         "the first page read {returned} outcomes for its 100 contributions"
+    );
+}
+
+/// A page reads its own network's rows only, on PostgreSQL: ids are ordered by time, so with
+/// networks writing at the same time a page's id range holds every network's rows. The merge
+/// join walked the outcomes' primary key through all of them, and later pages walked the
+/// contributions' too (here one network in 50: about 5,000 rows of each for a page of 100).
+#[test]
+fn postgres_pages_read_only_their_networks_outcomes() {
+    use diesel::RunQueryDsl;
+
+    let (_db, mut conn) = migrated_postgres();
+    seed_rows(&mut conn, "c", "'n' || (i % 50)", 50_000);
+    diesel::sql_query("ANALYZE")
+        .execute(&mut conn)
+        .expect("analyze");
+    for after in [None, Some("c-00020000")] {
+        let (page, contributions, outcomes) = validated_page(&mut conn, "n7", after, 100);
+        assert_eq!(page.len(), 100);
+        assert!(
+            contributions <= 300 && outcomes <= 300,
+            "a page of 100 after {after:?} read {contributions} contributions and {outcomes} outcomes"
+        );
+    }
+}
+
+/// On SQLite a page's outcomes are read from the network's range of the covering
+/// `(network_id, contribution_id, decided_at, status)` index, not from the range of every
+/// network's outcomes between the page's first and last id. The statement the page really
+/// ran is captured and its plan asked for.
+#[test]
+fn sqlite_pages_read_only_their_networks_outcomes() {
+    use diesel::connection::{Connection, InstrumentationEvent};
+    use diesel::RunQueryDsl;
+    use holoptic::db::conn::AnyConnection;
+    use holoptic::db::contributions::snapshot_page;
+    use std::sync::{Arc, Mutex};
+
+    let (_db, mut conn) = migrated(common::Backend::Sqlite);
+    for sql in [
+        "PRAGMA foreign_keys = OFF",
+        "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 2000) \
+         INSERT INTO contributions (id, network_id, agent_id, recorded_by, kind, quantity, unit, \
+         description, occurred_at, recorded_at) SELECT printf('c-%08d', i), 'n' || (i % 50), \
+         'a', 'a', 'work', '1', 'hours', 'x', '2026-01-01 00:00:00', '2026-01-01 00:00:00' FROM s",
+        "INSERT INTO contribution_outcomes (contribution_id, status, decided_at, network_id) \
+         SELECT id, 'validated', '2026-01-01 00:00:00', network_id FROM contributions",
+        "ANALYZE",
+    ] {
+        diesel::sql_query(sql).execute(&mut conn).expect("seed");
+    }
+    let ran = Arc::new(Mutex::new(Vec::<String>::new()));
+    let AnyConnection::Sqlite(lite) = &mut conn else {
+        panic!("an SQLite connection")
+    };
+    let log = Arc::clone(&ran);
+    lite.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+        if let InstrumentationEvent::StartQuery { query, .. } = event {
+            log.lock().expect("log").push(query.to_string());
+        }
+    });
+    let now = chrono::Utc::now().naive_utc();
+    let page = snapshot_page(&mut conn, "n7", now, now, None, None, 100).expect("page");
+    assert_eq!(page.len(), 40);
+    assert!(page
+        .iter()
+        .all(|c| c.status == holoptic::domain::contribution::Status::Validated));
+    let ran = ran.lock().expect("log").clone();
+    let outcomes = ran
+        .iter()
+        .find(|q| q.contains("FROM `contribution_outcomes`"))
+        .unwrap_or_else(|| panic!("no outcomes read among {ran:#?}"));
+    let sql = outcomes.split(" -- binds:").next().unwrap_or_default();
+    #[derive(diesel::QueryableByName)]
+    struct Step {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        detail: String,
+    }
+    let plan: Vec<String> = diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}"))
+        .load::<Step>(&mut conn)
+        .expect("plan")
+        .into_iter()
+        .map(|s| s.detail)
+        .collect();
+    assert!(
+        plan.iter().any(|d| d.contains(
+            "USING COVERING INDEX contribution_outcomes_network (network_id=? AND contribution_id>? AND contribution_id<?)"
+        )),
+        "{sql}: {plan:?}"
     );
 }

@@ -182,6 +182,7 @@ pub async fn create_validation(
                             contribution_id: id.clone(),
                             status: s.as_str().into(),
                             decided_at: at,
+                            network_id: contribution.network_id.clone(),
                         },
                     )?;
                     let body = serde_json::json!({ "contribution_id": id, "status": s.as_str(), "approvals": approvals, "rejections": rejections });

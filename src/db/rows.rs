@@ -122,6 +122,8 @@ pub struct OutcomeRow {
     pub contribution_id: String,
     pub status: String,
     pub decided_at: NaiveDateTime,
+    /// The contribution's network (computations read a network's outcomes by it).
+    pub network_id: String,
 }
 
 /// `idempotency_keys`

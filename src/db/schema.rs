@@ -108,6 +108,7 @@ diesel::table! {
         contribution_id -> Text,
         status -> Text,
         decided_at -> Timestamp,
+        network_id -> Text,
     }
 }
 
