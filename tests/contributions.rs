@@ -809,20 +809,24 @@ fn rows_read(conn: &mut holoptic::db::conn::AnyConnection, table: &str) -> i64 {
 
 /// A page of `network`'s contributions read as a computation reads it (on PostgreSQL, in
 /// index order), every one of them validated, with the rows PostgreSQL read for it from the
-/// contributions and from the outcomes.
+/// contributions, the outcomes and the tags.
 fn validated_page(
     conn: &mut holoptic::db::conn::AnyConnection,
     network: &str,
     after: Option<&str>,
     limit: i64,
-) -> (Vec<holoptic::db::contributions::Counted>, i64, i64) {
+) -> (Vec<holoptic::db::contributions::Counted>, [i64; 3]) {
     use holoptic::db::contributions::{in_id_order, snapshot_page};
     let now = chrono::Utc::now().naive_utc();
     let read = in_id_order(conn, |c| {
         let page = snapshot_page(c, network, now, now, after, None, limit)?;
-        let contributions = rows_read(c, "contributions");
-        let outcomes = rows_read(c, "contribution_outcomes");
-        Ok::<_, diesel::result::Error>((page, contributions, outcomes))
+        let read = [
+            "contributions",
+            "contribution_outcomes",
+            "contribution_tags",
+        ]
+        .map(|table| rows_read(c, table));
+        Ok::<_, diesel::result::Error>((page, read))
     })
     .expect("page");
     assert!(read
@@ -902,7 +906,7 @@ fn postgres_first_page_skips_other_networks_outcomes() {
     diesel::sql_query("ANALYZE")
         .execute(&mut conn)
         .expect("analyze");
-    let (page, _, returned) = validated_page(&mut conn, "later", None, 5000);
+    let (page, [_, returned, _]) = validated_page(&mut conn, "later", None, 5000);
     assert_eq!(page.len(), 100);
     assert!(
         returned <= 200,
@@ -915,30 +919,43 @@ fn postgres_first_page_skips_other_networks_outcomes() {
 /// join walked the outcomes' primary key through all of them, and later pages walked the
 /// contributions' too (here one network in 50: about 5,000 rows of each for a page of 100).
 #[test]
-fn postgres_pages_read_only_their_networks_outcomes() {
+fn postgres_pages_read_only_their_networks_rows() {
     use diesel::RunQueryDsl;
 
     let (_db, mut conn) = migrated_postgres();
     seed_rows(&mut conn, "c", "'n' || (i % 50)", 50_000);
+    for sql in [
+        "SET session_replication_role = replica",
+        // From the series, not from the contributions: a scan of them here would count as
+        // rows read by the page (PostgreSQL's per-transaction counts may hold a backend's
+        // earlier transactions until they are flushed).
+        "INSERT INTO contribution_tags (contribution_id, tag, network_id) \
+         SELECT 'c-' || lpad(i::text, 8, '0'), 'tagged', 'n' || (i % 50) \
+         FROM generate_series(1, 50000) i",
+        "SET session_replication_role = origin",
+    ] {
+        diesel::sql_query(sql).execute(&mut conn).expect("tags");
+    }
     diesel::sql_query("ANALYZE")
         .execute(&mut conn)
         .expect("analyze");
     for after in [None, Some("c-00020000")] {
-        let (page, contributions, outcomes) = validated_page(&mut conn, "n7", after, 100);
+        let (page, read) = validated_page(&mut conn, "n7", after, 100);
         assert_eq!(page.len(), 100);
+        assert!(page.iter().all(|c| c.tags == ["tagged"]));
         assert!(
-            contributions <= 300 && outcomes <= 300,
-            "a page of 100 after {after:?} read {contributions} contributions and {outcomes} outcomes"
+            read.iter().all(|&rows| rows <= 300),
+            "a page of 100 after {after:?} read {read:?} contributions, outcomes and tags"
         );
     }
 }
 
-/// On SQLite a page's outcomes are read from the network's range of the covering
-/// `(network_id, contribution_id, decided_at, status)` index, not from the range of every
-/// network's outcomes between the page's first and last id. The statement the page really
+/// On SQLite a page's outcomes and tags are read from the network's range of a covering
+/// `(network_id, contribution_id, ...)` index, not from the range of every network's rows
+/// between the page's first and last id. The statement the page really
 /// ran is captured and its plan asked for.
 #[test]
-fn sqlite_pages_read_only_their_networks_outcomes() {
+fn sqlite_pages_read_only_their_networks_outcomes_and_tags() {
     use diesel::connection::{Connection, InstrumentationEvent};
     use diesel::RunQueryDsl;
     use holoptic::db::conn::AnyConnection;
@@ -954,6 +971,8 @@ fn sqlite_pages_read_only_their_networks_outcomes() {
          'a', 'a', 'work', '1', 'hours', 'x', '2026-01-01 00:00:00', '2026-01-01 00:00:00' FROM s",
         "INSERT INTO contribution_outcomes (contribution_id, status, decided_at, network_id) \
          SELECT id, 'validated', '2026-01-01 00:00:00', network_id FROM contributions",
+        "INSERT INTO contribution_tags (contribution_id, tag, network_id) \
+         SELECT id, 'tagged', network_id FROM contributions",
         "ANALYZE",
     ] {
         diesel::sql_query(sql).execute(&mut conn).expect("seed");
@@ -974,27 +993,31 @@ fn sqlite_pages_read_only_their_networks_outcomes() {
     assert!(page
         .iter()
         .all(|c| c.status == holoptic::domain::contribution::Status::Validated));
+    assert!(page.iter().all(|c| c.tags == ["tagged"]));
     let ran = ran.lock().expect("log").clone();
-    let outcomes = ran
-        .iter()
-        .find(|q| q.contains("FROM `contribution_outcomes`"))
-        .unwrap_or_else(|| panic!("no outcomes read among {ran:#?}"));
-    let sql = outcomes.split(" -- binds:").next().unwrap_or_default();
     #[derive(diesel::QueryableByName)]
     struct Step {
         #[diesel(sql_type = diesel::sql_types::Text)]
         detail: String,
     }
-    let plan: Vec<String> = diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}"))
-        .load::<Step>(&mut conn)
-        .expect("plan")
-        .into_iter()
-        .map(|s| s.detail)
-        .collect();
-    assert!(
-        plan.iter().any(|d| d.contains(
-            "USING COVERING INDEX contribution_outcomes_network (network_id=? AND contribution_id>? AND contribution_id<?)"
-        )),
-        "{sql}: {plan:?}"
-    );
+    for table in ["contribution_outcomes", "contribution_tags"] {
+        let read = ran
+            .iter()
+            .find(|q| q.starts_with(&format!("SELECT `{table}`.")))
+            .unwrap_or_else(|| panic!("no {table} read among {ran:#?}"));
+        let sql = read.split(" -- binds:").next().unwrap_or_default();
+        let plan: Vec<String> = diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}"))
+            .load::<Step>(&mut conn)
+            .expect("plan")
+            .into_iter()
+            .map(|s| s.detail)
+            .collect();
+        let by_network = format!(
+            "USING COVERING INDEX {table}_network (network_id=? AND contribution_id>? AND contribution_id<?)"
+        );
+        assert!(
+            plan.iter().any(|d| d.contains(&by_network)),
+            "{sql}: {plan:?}"
+        );
+    }
 }

@@ -47,15 +47,15 @@ fn both_backends_create_the_same_tables_and_columns() {
 }
 
 #[derive(diesel::QueryableByName)]
-struct Outcome {
+struct OfNetwork {
     #[diesel(sql_type = diesel::sql_types::Text)]
     contribution_id: String,
     #[diesel(sql_type = diesel::sql_types::Text)]
     network_id: String,
 }
 
-/// Migration 000011 gives every outcome recorded before it its contribution's network, and
-/// the outcomes stay append-only.
+/// Migrations 000011 and 000012 give every outcome and tag recorded before them their
+/// contribution's network, and the outcomes stay append-only.
 fn outcomes_get_their_networks(backend: Backend) {
     use diesel::RunQueryDsl;
     use diesel_migrations::MigrationHarness;
@@ -101,21 +101,24 @@ fn outcomes_get_their_networks(backend: Backend) {
                 "INSERT INTO contribution_outcomes (contribution_id, status, decided_at) \
                  VALUES ('c{i}', 'validated', {at})"
             ),
+            format!("INSERT INTO contribution_tags (contribution_id, tag) VALUES ('c{i}', 't')"),
         ] {
             diesel::sql_query(sql).execute(&mut conn).expect("old rows");
         }
     }
     db::migrate(&mut conn).expect("up again");
-    let outcomes = diesel::sql_query(
-        "SELECT contribution_id, network_id FROM contribution_outcomes ORDER BY contribution_id",
-    )
-    .load::<Outcome>(&mut conn)
-    .expect("outcomes");
-    let got: Vec<(&str, &str)> = outcomes
-        .iter()
-        .map(|o| (o.contribution_id.as_str(), o.network_id.as_str()))
-        .collect();
-    assert_eq!(got, [("c0", "n1"), ("c1", "n2")]);
+    for table in ["contribution_outcomes", "contribution_tags"] {
+        let rows = diesel::sql_query(format!(
+            "SELECT contribution_id, network_id FROM {table} ORDER BY contribution_id"
+        ))
+        .load::<OfNetwork>(&mut conn)
+        .expect("rows");
+        let got: Vec<(&str, &str)> = rows
+            .iter()
+            .map(|o| (o.contribution_id.as_str(), o.network_id.as_str()))
+            .collect();
+        assert_eq!(got, [("c0", "n1"), ("c1", "n2")], "{table}");
+    }
     for refused in [
         "UPDATE contribution_outcomes SET status = 'rejected'",
         "DELETE FROM contribution_outcomes",

@@ -343,6 +343,7 @@ pub(crate) fn record(
         tags.extend(d.tags.iter().map(|t| TagRow {
             contribution_id: id.clone(),
             tag: t.clone(),
+            network_id: network_id.clone(),
         }));
         rows.push(ContributionRow {
             id,

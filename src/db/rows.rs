@@ -101,6 +101,8 @@ pub struct ContributionRow {
 pub struct TagRow {
     pub contribution_id: String,
     pub tag: String,
+    /// The contribution's network (computations read a network's tags by it).
+    pub network_id: String,
 }
 
 /// `validations`

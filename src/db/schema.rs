@@ -89,6 +89,7 @@ diesel::table! {
     contribution_tags (contribution_id, tag) {
         contribution_id -> Text,
         tag -> Text,
+        network_id -> Text,
     }
 }
 

@@ -1,0 +1,2 @@
+DROP INDEX contribution_tags_network;
+ALTER TABLE contribution_tags DROP COLUMN network_id;
