@@ -587,7 +587,7 @@ pub fn page_end(
 /// The network's outcomes decided by `as_of` of the contributions with ids from `first` to
 /// `last` (a page's outcomes): a range of the `(network_id, contribution_id)` index,
 /// covering on SQLite.
-pub fn outcomes_between<'a>(
+fn outcomes_between<'a>(
     conn: &AnyConnection,
     network_id: &'a str,
     first: &'a str,
