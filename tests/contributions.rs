@@ -1021,3 +1021,32 @@ fn sqlite_pages_read_only_their_networks_outcomes_and_tags() {
         );
     }
 }
+
+/// `GET /contributions` far back in one network's history reads that network's rows, not
+/// every network's in between: at PostgreSQL's default `random_page_cost` the page was a
+/// backward walk of the primary key filtered by network (here one network in 50: about
+/// 1,000 rows for a page of 20).
+#[test]
+fn postgres_lists_old_pages_by_network() {
+    use diesel::{Connection, RunQueryDsl};
+    use holoptic::db::contributions::{list, ListFilter};
+
+    let (_db, mut conn) = migrated_postgres();
+    seed_rows(&mut conn, "c", "'n' || (i % 50)", 50_000);
+    diesel::sql_query("ANALYZE")
+        .execute(&mut conn)
+        .expect("analyze");
+    let filter = ListFilter {
+        before: Some("c-00002000".into()),
+        ..ListFilter::default()
+    };
+    let (rows, read) = conn
+        .transaction(|c| {
+            let rows = list(c, "n7", &filter, 20)?;
+            Ok::<_, diesel::result::Error>((rows, rows_read(c, "contributions")))
+        })
+        .expect("list");
+    assert_eq!(rows.len(), 20);
+    assert!(rows.iter().all(|r| r.network_id == "n7"));
+    assert!(read <= 100, "a page of 20 read {read} contributions");
+}
