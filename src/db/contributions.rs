@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use chrono::NaiveDateTime;
 use diesel::expression::BoxableExpression;
 use diesel::prelude::*;
-use diesel::sql_types::{Bool, Text, Timestamp};
+use diesel::sql_types::{Bool, Timestamp};
 
 use super::rows::{ContributionRow, OutcomeRow, TagRow, ValidationRow};
 use super::schema::{contribution_outcomes, contribution_tags, contributions, validations};
@@ -605,28 +605,6 @@ pub fn page_end(
         .map(|ids| ids.into_iter().next())
 }
 
-/// The network's outcomes decided by `as_of` of the contributions with ids from `first` to
-/// `last` (a page's outcomes): a range of the `(network_id, contribution_id)` index,
-/// covering on SQLite.
-fn outcomes_between<'a>(
-    conn: &AnyConnection,
-    network_id: &'a str,
-    first: &'a str,
-    last: &'a str,
-    as_of: NaiveDateTime,
-) -> contribution_outcomes::BoxedQuery<'a, super::conn::MultiBackend, (Text, Text)> {
-    contribution_outcomes::table
-        .filter(contribution_outcomes::network_id.eq(network_id))
-        .filter(contribution_outcomes::contribution_id.ge(first))
-        .filter(contribution_outcomes::contribution_id.le(last))
-        .filter(not_after(conn, "contribution_outcomes.decided_at", as_of))
-        .select((
-            contribution_outcomes::contribution_id,
-            contribution_outcomes::status,
-        ))
-        .into_boxed()
-}
-
 /// The network's contributions that happened by `cutoff` and were recorded by `as_of`,
 /// with their status as it stood at `as_of`: the page of at most `limit` after the id
 /// `after`, and up to `upto` if given, in id order. Reading page by page keeps a computation's memory bounded.
@@ -672,8 +650,16 @@ pub fn snapshot_page(
     // them all. A join does not do: SQLite's looks each outcome up on its own (most of a
     // page's cost), and PostgreSQL's merge join cannot walk the network's index in order on
     // the outer join's nullable side, so it walked the primary key.
-    let outcome_rows: Vec<(String, Code<Status>)> =
-        outcomes_between(conn, network_id, &first, &last, as_of).load(conn)?;
+    let outcome_rows: Vec<(String, Code<Status>)> = contribution_outcomes::table
+        .filter(contribution_outcomes::network_id.eq(network_id))
+        .filter(contribution_outcomes::contribution_id.ge(&first))
+        .filter(contribution_outcomes::contribution_id.le(&last))
+        .filter(not_after(conn, "contribution_outcomes.decided_at", as_of))
+        .select((
+            contribution_outcomes::contribution_id,
+            contribution_outcomes::status,
+        ))
+        .load(conn)?;
     let by_id: foldhash::HashMap<&str, Option<Status>> = outcome_rows
         .iter()
         .map(|(id, status)| (id.as_str(), status.0))
