@@ -156,7 +156,7 @@ const SQLITE_WRITER_WAIT: std::time::Duration = std::time::Duration::from_secs(1
 
 /// Waits up to `wait` for this process's SQLite writer turn; past it, fails as SQLite's own
 /// busy timeout does ("database is locked", answered 503).
-fn sqlite_turn(
+pub(super) fn sqlite_turn(
     wait: std::time::Duration,
 ) -> Result<parking_lot::MutexGuard<'static, ()>, diesel::result::Error> {
     SQLITE_WRITER.try_lock_for(wait).ok_or_else(|| {
@@ -277,7 +277,14 @@ impl r2d2::ManageConnection for Manager {
     type Error = diesel::r2d2::Error;
 
     fn connect(&self) -> Result<AnyConnection, Self::Error> {
-        establish(&self.url)
+        let mut conn = establish(&self.url)?;
+        if let AnyConnection::Sqlite(_) = conn {
+            // The pool's commits leave checkpoints to the pool's checkpoint thread.
+            diesel::sql_query(super::checkpoint::POOL_PRAGMA)
+                .execute(&mut conn)
+                .map_err(diesel::r2d2::Error::QueryError)?;
+        }
+        Ok(conn)
     }
 
     fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), Self::Error> {

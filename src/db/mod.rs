@@ -14,6 +14,7 @@ macro_rules! on_backend {
     };
 }
 
+pub mod checkpoint;
 pub mod conn;
 pub mod contributions;
 pub mod distributions;
@@ -30,6 +31,7 @@ pub mod siwe;
 pub mod types;
 pub mod webhooks;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::prelude::*;
@@ -61,6 +63,9 @@ pub enum DbError {
 pub struct Db {
     pool: r2d2::Pool<conn::Manager>,
     kind: BackendKind,
+    /// SQLite: the thread that checkpoints the log for the pool's connections, woken after
+    /// each [`Db::run`] (see [`checkpoint`]).
+    checkpoints: Option<Arc<checkpoint::Checkpointer>>,
 }
 
 /// Pool settings.
@@ -84,9 +89,17 @@ impl Db {
             .test_on_check_out(false)
             .connection_timeout(settings.connection_timeout)
             .build_unchecked(conn::Manager::new(url.clone()));
+        let checkpoints = match url.kind {
+            BackendKind::Sqlite => Some(Arc::new(
+                checkpoint::Checkpointer::start(url.clone())
+                    .map_err(|e| DbError::Unavailable(format!("checkpoint thread: {e}")))?,
+            )),
+            BackendKind::Postgres => None,
+        };
         Ok(Self {
             pool,
             kind: url.kind,
+            checkpoints,
         })
     }
 
@@ -116,6 +129,7 @@ impl Db {
         E: From<DbError> + Send + 'static,
     {
         let pool = self.pool.clone();
+        let checkpoints = self.checkpoints.clone();
         let claim = idempotency::current_claim();
         tokio::task::spawn_blocking(move || {
             let mut conn = pool
@@ -124,6 +138,10 @@ impl Db {
             let out = idempotency::with_thread_claim(claim, || f(&mut conn));
             if out.is_err() {
                 conn::check_after_failure(&mut conn);
+            }
+            drop(conn);
+            if let Some(checkpoints) = checkpoints {
+                checkpoints.wake();
             }
             out
         })
