@@ -146,11 +146,9 @@ fn passive(conn: &mut AnyConnection) -> Result<Outcome, String> {
 /// room for: without the second pass the log kept growing (past 1 GiB in 24 s of batches).
 /// The second pass copies only what was committed during the first.
 fn checkpoint(url: &DatabaseUrl, conn: &mut Option<AnyConnection>) -> Result<(), String> {
-    if conn.is_none() {
-        *conn = Some(establish(url).map_err(|e| e.to_string())?);
-    }
-    let Some(conn) = conn.as_mut() else {
-        return Ok(());
+    let conn = match conn {
+        Some(open) => open,
+        None => conn.insert(establish(url).map_err(|e| e.to_string())?),
     };
     let first = passive(conn)?;
     if first.busy == 0 && first.log < RESTART_AFTER {
