@@ -193,6 +193,10 @@ impl From<DbError> for ApiError {
             }
             DbError::Query(q) => ApiError::from(q),
             DbError::Task(msg) => ApiError::Internal(msg),
+            // The idempotency middleware answers in this error's place.
+            DbError::Refused => {
+                ApiError::Conflict("this request's Idempotency-Key refuses it".into())
+            }
         }
     }
 }

@@ -424,6 +424,86 @@ async fn idempotent_retries(app: TestApp) {
     .assert_problem(422, Some("Idempotency-Key"));
 }
 
+/// A keyed write is one database task: the key's lookup rides on the write's task (no hop
+/// of its own), and a retry is one task that stops at the lookup.
+async fn keyed_writes_are_one_database_task(backend: common::Backend) {
+    // No webhook sender polling in the background: only the requests run database tasks.
+    let app = TestApp::spawn_configured(backend, |c| c.webhook_poll_ms = 3_600_000).await;
+    app.network("lab", json!({})).await;
+    let ada = app.join("lab", "Ada").await;
+    let tasks = || app.metric("holoptic_db_tasks_total");
+    let key = [("idempotency-key", "one-task")];
+    let mut before = tasks().await;
+    for (body, status) in [(work("3"), 201), (work("3"), 201), (work("4"), 422)] {
+        let res = app
+            .send(Method::POST, PATH, Some(&ada.token), Some(body), &key)
+            .await;
+        assert_eq!(res.status.as_u16(), status, "{:?}", res.body);
+        let after = tasks().await;
+        assert_eq!(after - before, 1, "database tasks for one keyed request");
+        before = after;
+    }
+    assert_eq!(app.count_contributions("lab", None).await, 1);
+    // Bodies refused before any database work (here by the JSON extractor, before the
+    // handler): the key is looked up when the answer would be stored. The earlier request's
+    // key refuses another body as a mismatch...
+    let malformed = json!({ "kind": "work" });
+    let res = app
+        .send(
+            Method::POST,
+            PATH,
+            Some(&ada.token),
+            Some(malformed.clone()),
+            &key,
+        )
+        .await;
+    res.assert_problem(422, None);
+    assert!(
+        res.body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("different request")),
+        "{:?}",
+        res.body
+    );
+    // ...and a new key stores the refusal, which a retry replays.
+    let fresh = [("idempotency-key", "refused-early")];
+    let first = app
+        .send(
+            Method::POST,
+            PATH,
+            Some(&ada.token),
+            Some(malformed.clone()),
+            &fresh,
+        )
+        .await;
+    assert!(first.status.is_client_error(), "{first:?}");
+    assert!(!first.body["detail"]
+        .as_str()
+        .is_some_and(|d| d.contains("different request")));
+    let again = app
+        .send(
+            Method::POST,
+            PATH,
+            Some(&ada.token),
+            Some(malformed),
+            &fresh,
+        )
+        .await;
+    assert_eq!((again.status, &again.body), (first.status, &first.body));
+    assert!(again.headers.contains_key("idempotent-replayed"));
+    assert_eq!(app.count_contributions("lab", None).await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyed_writes_are_one_database_task_on_sqlite() {
+    keyed_writes_are_one_database_task(common::Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyed_writes_are_one_database_task_on_postgres() {
+    keyed_writes_are_one_database_task(common::Backend::Postgres).await;
+}
+
 async fn bad_input_writes_nothing(app: TestApp) {
     app.network("lab", json!({})).await;
     let ada = app.join("lab", "Ada").await;

@@ -6,7 +6,9 @@ mod common;
 use common::{Backend, TestDb};
 use diesel::prelude::*;
 use holoptic::db::conn::write_tx_reply;
-use holoptic::db::idempotency::{claim, Claim, Outcome, RequestKey, KEY_TAKEN, REQUEST_CLAIM};
+use holoptic::db::idempotency::{
+    claim, Claim, Outcome, RequestKey, Verdict, KEY_TAKEN, REQUEST_CLAIM,
+};
 use holoptic::db::{self, write_tx, DatabaseUrl, Db, DbError, PoolSettings};
 
 fn states(db: &Db) -> Vec<(String, String)> {
@@ -27,7 +29,28 @@ async fn look(db: &Db, key: &'static str, later_minutes: i64) -> Claim {
 }
 
 fn key(k: &str) -> RequestKey {
-    RequestKey::new("scope".into(), k.into(), "hash".into())
+    keyed(k, "hash")
+}
+
+fn keyed(k: &str, hash: &str) -> RequestKey {
+    let stale = db::rows::now() - chrono::Duration::minutes(5);
+    RequestKey::new("scope".into(), k.into(), hash.into(), stale)
+}
+
+/// Runs a database task for the request with `key`: whether its work ran, and its result.
+async fn task(db: &Db, key: &RequestKey) -> (bool, Result<(), DbError>) {
+    let ran = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = ran.clone();
+    let out = REQUEST_CLAIM
+        .scope(
+            Some(key.clone()),
+            db.run(move |_| {
+                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                Ok::<_, DbError>(())
+            }),
+        )
+        .await;
+    (ran.load(std::sync::atomic::Ordering::SeqCst), out)
 }
 
 async fn records(backend: Backend) {
@@ -44,6 +67,11 @@ async fn records(backend: Backend) {
     // Looking a key up writes nothing.
     assert!(matches!(look(&db, "k", 0).await, Claim::Fresh));
     assert!(states(&db).is_empty());
+    // A racing request with the key, looked up before the first one writes (its first
+    // database task looks the key up, before its work).
+    let racer = key("k");
+    assert!(matches!(task(&db, &racer).await, (true, Ok(()))));
+    assert!(matches!(racer.verdict(), Verdict::Fresh));
     // A write that fails records nothing.
     let first = key("k");
     let failed: Result<(), DbError> = REQUEST_CLAIM
@@ -66,8 +94,7 @@ async fn records(backend: Backend) {
     assert_eq!(states(&db), [("k".to_owned(), "applied".to_owned())]);
     assert_eq!(first.outcome(), Outcome::Applied);
     assert!(matches!(look(&db, "k", 0).await, Claim::InProgress));
-    // A racing request with the same key that writes second is refused and rolled back.
-    let racer = key("k");
+    // The racer, looked up before that write, writes second: it is refused and rolled back.
     let lost: Result<(), DbError> = REQUEST_CLAIM
         .scope(
             Some(racer.clone()),
@@ -108,6 +135,30 @@ async fn records(backend: Backend) {
         panic!("a stored answer is replayed");
     };
     assert_eq!((status, body.as_str()), (201, "[1,2]"));
+    // A later request with the key: its first database task looks the key up and stops
+    // before its work, and the verdict says what to answer instead.
+    let retry = key("r");
+    let (ran, out) = task(&db, &retry).await;
+    assert!(!ran, "a replayed request's work must not run");
+    assert!(matches!(out, Err(DbError::Refused)), "{out:?}");
+    let Verdict::Refused(Claim::Replay { status, .. }) = retry.verdict() else {
+        panic!("the retry replays: {:?}", retry.verdict());
+    };
+    assert_eq!(status, 201);
+    // Its later tasks stop too, without looking again.
+    assert!(matches!(
+        task(&db, &retry).await,
+        (false, Err(DbError::Refused))
+    ));
+    // The key with another request: refused as a mismatch.
+    let other = keyed("r", "another hash");
+    assert!(matches!(
+        task(&db, &other).await,
+        (false, Err(DbError::Refused))
+    ));
+    assert!(matches!(other.verdict(), Verdict::Refused(Claim::Mismatch)));
+    // A request that never touched the database was never looked up.
+    assert!(matches!(key("r").verdict(), Verdict::Unchecked));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -32,6 +32,7 @@ pub struct Metrics {
     shares_reused: IntCounter,
     shares_computed: IntCounter,
     spare_pages: IntCounter,
+    db_tasks: IntCounter,
 }
 
 impl Metrics {
@@ -76,6 +77,11 @@ impl Metrics {
             "Contribution pages a computation read on a second connection and thread",
         )?;
         registry.register(Box::new(spare_pages.clone()))?;
+        let db_tasks = IntCounter::new(
+            "db_tasks_total",
+            "Database tasks run, each a hop to the blocking thread pool and a pooled connection",
+        )?;
+        registry.register(Box::new(db_tasks.clone()))?;
         Ok(Self {
             registry,
             requests,
@@ -85,6 +91,7 @@ impl Metrics {
             shares_reused,
             shares_computed,
             spare_pages,
+            db_tasks,
         })
     }
 }
@@ -147,6 +154,10 @@ pub async fn metrics(state: web::Data<AppState>, metrics: web::Data<Metrics>) ->
     metrics
         .spare_pages
         .inc_by(spare.saturating_sub(metrics.spare_pages.get()));
+    let tasks = crate::db::tasks_run();
+    metrics
+        .db_tasks
+        .inc_by(tasks.saturating_sub(metrics.db_tasks.get()));
     let mut buf = Vec::new();
     if let Err(e) = TextEncoder::new().encode(&metrics.registry.gather(), &mut buf) {
         return ApiError::Internal(e.to_string()).into();

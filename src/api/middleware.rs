@@ -18,7 +18,7 @@ use super::AppState;
 use crate::auth::extract::caller_of;
 use crate::db::{
     self,
-    idempotency::{Claim, Outcome, RequestKey},
+    idempotency::{Claim, Outcome, RequestKey, Verdict},
 };
 use crate::error::ApiError;
 use crate::ratelimit::RateLimiter;
@@ -210,52 +210,19 @@ pub async fn idempotency(
     let request_hash = hex::encode(hasher.finalize());
     req.set_payload(payload_from(body));
 
-    let request_key = RequestKey::new(scope, key, request_hash);
-    let claim = {
-        let request_key = request_key.clone();
-        let stale = db::rows::now() - state.idempotency_stale;
-        state
-            .db
-            .run(move |conn| {
-                db::idempotency::claim(
-                    conn,
-                    &request_key.scope,
-                    &request_key.key,
-                    &request_key.request_hash,
-                    stale,
-                )
-                .map_err(ApiError::from)
-            })
-            .await
-    };
-    match claim {
-        Err(e) => return Ok(problem(req, e)),
-        Ok(Claim::Mismatch) => return Ok(problem(req, ApiError::IdempotencyMismatch)),
-        Ok(Claim::InProgress) => return Ok(problem(req, ApiError::IdempotencyInProgress)),
-        Ok(Claim::AppliedResponseLost) => {
-            let e = ApiError::Conflict(
-                "a request with this Idempotency-Key was applied but its response was lost; read the resource instead of retrying".into(),
-            );
-            return Ok(problem(req, e));
-        }
-        Ok(Claim::Replay {
-            status,
-            content_type,
-            body,
-        }) => {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-            let res = HttpResponse::build(status)
-                .insert_header((CONTENT_TYPE, content_type))
-                .insert_header((REPLAYED, "true"))
-                .body(body);
-            return Ok(req.into_response(res));
-        }
-        Ok(Claim::Fresh) => {}
-    }
-
+    let stale_before = db::rows::now() - state.idempotency_stale;
+    let request_key = RequestKey::new(scope, key, request_hash, stale_before);
+    // The key is looked up by the request's first database task, before its work
+    // (`RequestKey::check`): a key that refuses the request stops it there, and its answer
+    // takes the place of the handler's.
     let res = db::idempotency::REQUEST_CLAIM
         .scope(Some(request_key.clone()), next.call(req))
         .await?;
+    let verdict = request_key.verdict();
+    if let Verdict::Refused(claim) = verdict {
+        let (http_req, _) = res.into_parts();
+        return Ok(ServiceResponse::new(http_req, refusal(claim)));
+    }
     let outcome = request_key.outcome();
     let status = res.status();
     // The write stored its response itself; or it failed in a way worth retrying (5xx)
@@ -277,24 +244,75 @@ pub async fn idempotency(
         Err(_) => web::Bytes::new(),
     };
     let text = String::from_utf8_lossy(&bytes).into_owned();
+    // A handler that answered without touching the database never had its key looked up:
+    // that is done here, before its answer is stored or given.
+    let unchecked = matches!(verdict, Verdict::Unchecked);
+    // The outer error is a failed lookup (or no connection); the inner one a failed store.
     let stored = state
         .db
-        .run(move |conn| {
-            let (status, k) = (status.as_u16(), &request_key);
-            match outcome {
-                Outcome::Applied => {
-                    db::idempotency::complete(conn, k, status, &content_type, &text)
+        .run(
+            move |conn| -> Result<Result<Option<Claim>, ApiError>, ApiError> {
+                if unchecked {
+                    let claim = request_key.look_up(conn)?;
+                    if !matches!(claim, Claim::Fresh) {
+                        return Ok(Ok(Some(claim)));
+                    }
                 }
-                _ => db::idempotency::store(conn, k, status, &content_type, &text, db::rows::now()),
-            }
-            .map_err(ApiError::from)
-        })
+                let (status, k) = (status.as_u16(), &request_key);
+                Ok(match outcome {
+                    Outcome::Applied => {
+                        db::idempotency::complete(conn, k, status, &content_type, &text)
+                    }
+                    _ => db::idempotency::store(
+                        conn,
+                        k,
+                        status,
+                        &content_type,
+                        &text,
+                        db::rows::now(),
+                    ),
+                }
+                .map(|()| None)
+                .map_err(ApiError::from))
+            },
+        )
         .await;
-    if let Err(e) = stored {
-        // The write itself succeeded (and recorded the key in its own transaction); only
-        // the replay record failed. A retry is refused, never applied twice.
-        tracing::error!(error = %e, "could not store the idempotent response");
+    match stored {
+        Ok(Ok(None)) => {}
+        Ok(Ok(Some(claim))) => return Ok(ServiceResponse::new(http_req, refusal(claim))),
+        // Nothing was written and the key could not be looked up: as when the database is
+        // away before a write.
+        Err(e) if unchecked => return Ok(ServiceResponse::new(http_req, e.into())),
+        Ok(Err(e)) | Err(e) => {
+            // The write itself succeeded (and recorded the key in its own transaction), or
+            // there was none; only the replay record failed. A retry is refused, never
+            // applied twice.
+            tracing::error!(error = %e, "could not store the idempotent response");
+        }
     }
     let res = res.set_body(bytes).map_into_boxed_body();
     Ok(ServiceResponse::new(http_req, res))
+}
+
+/// The answer to a request its Idempotency-Key refuses.
+fn refusal(claim: Claim) -> HttpResponse {
+    match claim {
+        Claim::Replay {
+            status,
+            content_type,
+            body,
+        } => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+            HttpResponse::build(status)
+                .insert_header((CONTENT_TYPE, content_type))
+                .insert_header((REPLAYED, "true"))
+                .body(body)
+        }
+        Claim::Mismatch => ApiError::IdempotencyMismatch.into(),
+        Claim::InProgress | Claim::Fresh => ApiError::IdempotencyInProgress.into(),
+        Claim::AppliedResponseLost => ApiError::Conflict(
+            "a request with this Idempotency-Key was applied but its response was lost; read the resource instead of retrying".into(),
+        )
+        .into(),
+    }
 }

@@ -5,6 +5,11 @@
 //! without a lock; it is inserted, `applied`, by the request's first write transaction (so a
 //! committed write and its key can never disagree); and the response is stored afterwards,
 //! or, for handlers that build their response inside that transaction, right there.
+//!
+//! The lookup costs no database task of its own: it runs on the connection and thread of the
+//! request's first database task, before that task's work ([`RequestKey::check`]), and
+//! a key that refuses the request stops the task there. A request that never touches the
+//! database has its key looked up when its response is stored.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
@@ -14,14 +19,14 @@ use diesel::prelude::*;
 
 use super::rows::IdempotencyRow;
 use super::schema::idempotency_keys;
-use super::AnyConnection;
+use super::{AnyConnection, DbError};
 
 /// The message of the unique violation raised when another request with the same key
 /// committed its write first; mapped to a 409 "in progress" answer.
 pub const KEY_TAKEN: &str = "another request with this Idempotency-Key was applied first";
 
 /// What to do with a request carrying an idempotency key.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Claim {
     /// First time: go ahead; the first write transaction records the key.
     Fresh,
@@ -90,7 +95,22 @@ pub struct RequestKey {
     pub scope: String,
     pub key: String,
     pub request_hash: String,
+    /// A key left `applied` (or `in_progress`) since before this is taken to belong to a
+    /// request whose process died.
+    pub stale_before: NaiveDateTime,
     written: Arc<AtomicU8>,
+    verdict: Arc<parking_lot::Mutex<Verdict>>,
+}
+
+/// Whether the request's key was looked up yet, and what the lookup said.
+#[derive(Debug, Clone)]
+pub enum Verdict {
+    /// Not yet: the request has not touched the database.
+    Unchecked,
+    /// Go ahead: the request is the key's first.
+    Fresh,
+    /// The key refuses the request: replay, in progress, mismatch or response lost.
+    Refused(Claim),
 }
 
 /// What the request's writes did with its key, once the handler is done.
@@ -105,13 +125,54 @@ pub enum Outcome {
 }
 
 impl RequestKey {
-    pub fn new(scope: String, key: String, request_hash: String) -> Self {
+    pub fn new(
+        scope: String,
+        key: String,
+        request_hash: String,
+        stale_before: NaiveDateTime,
+    ) -> Self {
         RequestKey {
             scope,
             key,
             request_hash,
+            stale_before,
             written: Arc::new(AtomicU8::new(UNWRITTEN)),
+            verdict: Arc::new(parking_lot::Mutex::new(Verdict::Unchecked)),
         }
+    }
+
+    /// Looks the key up on `conn` unless the request's database work did already, and fails
+    /// with [`DbError::Refused`] when the key refuses the request: the work must not run.
+    /// Called by [`super::Db::run`] before each of the request's database tasks, so the
+    /// lookup rides on the first one instead of costing a task of its own.
+    pub fn check(&self, conn: &mut AnyConnection) -> Result<(), DbError> {
+        let mut verdict = self.verdict.lock();
+        if let Verdict::Unchecked = *verdict {
+            *verdict = match self.look_up(conn)? {
+                Claim::Fresh => Verdict::Fresh,
+                refusal => Verdict::Refused(refusal),
+            };
+        }
+        match *verdict {
+            Verdict::Refused(_) => Err(DbError::Refused),
+            _ => Ok(()),
+        }
+    }
+
+    /// The lookup, whatever an earlier one said.
+    pub fn look_up(&self, conn: &mut AnyConnection) -> QueryResult<Claim> {
+        claim(
+            conn,
+            &self.scope,
+            &self.key,
+            &self.request_hash,
+            self.stale_before,
+        )
+    }
+
+    /// What the lookup said, once the handler is done.
+    pub fn verdict(&self) -> Verdict {
+        self.verdict.lock().clone()
     }
 
     /// What the request's writes did with the key, read once the handler is done.

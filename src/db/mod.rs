@@ -31,6 +31,7 @@ pub mod siwe;
 pub mod types;
 pub mod webhooks;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,6 +57,20 @@ pub enum DbError {
     /// The blocking task running the query panicked or was cancelled.
     #[error("database task failed: {0}")]
     Task(String),
+    /// The request's Idempotency-Key refuses it (a replay, a mismatch, a request still in
+    /// progress): its database work did not run, and the idempotency middleware answers in
+    /// its place.
+    #[error("the request's Idempotency-Key refuses it")]
+    Refused,
+}
+
+/// Database tasks run since the process started (for `/metrics`).
+static TASKS: AtomicU64 = AtomicU64::new(0);
+
+/// How many database tasks ([`Db::run`]) have run: each a hop to the blocking pool and back
+/// and a pooled connection.
+pub fn tasks_run() -> u64 {
+    TASKS.load(Ordering::Relaxed)
 }
 
 /// A pool of connections to one database.
@@ -131,10 +146,18 @@ impl Db {
         let pool = self.pool.clone();
         let checkpoints = self.checkpoints.clone();
         let claim = idempotency::current_claim();
+        TASKS.fetch_add(1, Ordering::Relaxed);
         tokio::task::spawn_blocking(move || {
             let mut conn = pool
                 .get()
                 .map_err(|e| DbError::Unavailable(e.to_string()))?;
+            // The request's key is looked up here, on its first task's connection.
+            if let Some(Err(e)) = claim.as_ref().map(|key| key.check(&mut conn)) {
+                if !matches!(e, DbError::Refused) {
+                    conn::check_after_failure(&mut conn);
+                }
+                return Err(E::from(e));
+            }
             let out = idempotency::with_thread_claim(claim, || f(&mut conn));
             if out.is_err() {
                 conn::check_after_failure(&mut conn);
