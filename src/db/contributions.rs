@@ -7,10 +7,13 @@
 use std::collections::HashMap;
 
 use chrono::NaiveDateTime;
+use diesel::dsl::sql;
 use diesel::expression::BoxableExpression;
+use diesel::pg::{Pg, PgRowByRowLoadingMode};
 use diesel::prelude::*;
 use diesel::sql_types::{Bool, Timestamp};
 
+use super::conn::MultiBackend;
 use super::rows::{ContributionRow, OutcomeRow, TagRow, ValidationRow};
 use super::schema::{contribution_outcomes, contribution_tags, contributions, validations};
 use super::types::Code;
@@ -489,30 +492,29 @@ type CountedCols = (
     super::types::FastTimestamp,
 );
 
-/// `column <= at`, written as SQL text for two reasons.
-///
-/// On SQLite it compares `+column`, text against text. The columns are declared `TIMESTAMP`,
-/// which gives them numeric affinity, so a plain comparison tried to read the bound text as a
-/// number again on every row (`sqlite3AtoF`, about 4% of a preview); `+column` has no
-/// affinity, and text against text is what the comparison came to anyway.
-///
-/// On PostgreSQL, SQL text keeps the statement out of diesel's prepared-statement cache, so
-/// PostgreSQL plans each run with its parameters. A cached statement gets a generic plan after
-/// five runs, chosen without knowing the network: for a page of one network's contributions it
-/// scanned the primary key from the page on and filtered by network, so the network's last
-/// page walked every later contribution of every other network (a 52-week preview took about
-/// 830 ms instead of 375 ms beside a network of 1.1 million contributions). Planning a page
-/// costs far less than reading it.
-fn not_after<QS>(
-    conn: &AnyConnection,
+/// `column <= at` on SQLite, comparing `+column`, text against text. The columns are declared
+/// `TIMESTAMP`, which gives them numeric affinity, so a plain comparison tried to read the
+/// bound text as a number again on every row (`sqlite3AtoF`, about 4% of a preview); `+column`
+/// has no affinity, and text against text is what the comparison came to anyway.
+fn sqlite_not_after<QS>(
     column: &'static str,
     at: NaiveDateTime,
-) -> Box<dyn BoxableExpression<QS, super::conn::MultiBackend, SqlType = Bool>> {
-    let sql = match conn {
-        AnyConnection::Sqlite(_) => format!("+{column} <= "),
-        AnyConnection::Postgres(_) => format!("{column} <= "),
-    };
-    Box::new(diesel::dsl::sql::<Bool>(&sql).bind::<Timestamp, _>(at))
+) -> Box<dyn BoxableExpression<QS, MultiBackend, SqlType = Bool>> {
+    Box::new(sql::<Bool>(&format!("+{column} <= ")).bind::<Timestamp, _>(at))
+}
+
+/// `column <= at` on PostgreSQL, as SQL text: that keeps the statement out of diesel's
+/// prepared-statement cache, so PostgreSQL plans each run with its parameters. A cached
+/// statement gets a generic plan after five runs, chosen without knowing the network: for a
+/// page of one network's contributions it scanned the primary key from the page on and
+/// filtered by network, so the network's last page walked every later contribution of every
+/// other network (a 52-week preview took about 830 ms instead of 375 ms beside a network of
+/// 1.1 million contributions). Planning a page costs far less than reading it.
+fn pg_not_after<QS>(
+    column: &'static str,
+    at: NaiveDateTime,
+) -> Box<dyn BoxableExpression<QS, Pg, SqlType = Bool>> {
+    Box::new(sql::<Bool>(&format!("{column} <= ")).bind::<Timestamp, _>(at))
 }
 
 /// The plans PostgreSQL may not use for a page of contributions: what remains is the one a
@@ -605,6 +607,71 @@ pub fn page_end(
         .map(|ids| ids.into_iter().next())
 }
 
+/// What bounds a page of [`snapshot_page`].
+struct PageBounds<'a> {
+    network_id: &'a str,
+    cutoff: NaiveDateTime,
+    as_of: NaiveDateTime,
+    after: &'a str,
+    upto: Option<&'a str>,
+    limit: i64,
+}
+
+/// The query for a page's contributions, boxed for the backend `$db`, with `$not_after`
+/// ([`sqlite_not_after`] or [`pg_not_after`]) for its time bounds.
+macro_rules! page_query {
+    ($db:ty, $not_after:ident, $page:expr) => {{
+        let b: &PageBounds = $page;
+        let mut page = contributions::table
+            .filter(contributions::network_id.eq(b.network_id.to_owned()))
+            .filter(contributions::id.gt(b.after.to_owned()))
+            .filter($not_after("contributions.occurred_at", b.cutoff))
+            .filter($not_after("contributions.recorded_at", b.as_of))
+            .order(contributions::id)
+            .limit(b.limit)
+            .into_boxed::<$db>();
+        if let Some(upto) = b.upto {
+            page = page.filter(contributions::id.le(upto.to_owned()));
+        }
+        page.select((
+            contributions::id,
+            contributions::agent_id,
+            contributions::kind,
+            contributions::quantity,
+            contributions::unit,
+            contributions::skill,
+            contributions::occurred_at,
+        ))
+    }};
+}
+
+/// The query for the network's outcomes of the contributions from `$first` to `$last`,
+/// decided by `$as_of`.
+macro_rules! outcomes_query {
+    ($not_after:ident, $network_id:expr, $first:expr, $last:expr, $as_of:expr) => {
+        contribution_outcomes::table
+            .filter(contribution_outcomes::network_id.eq($network_id))
+            .filter(contribution_outcomes::contribution_id.ge($first))
+            .filter(contribution_outcomes::contribution_id.le($last))
+            .filter($not_after("contribution_outcomes.decided_at", $as_of))
+            .select((
+                contribution_outcomes::contribution_id,
+                contribution_outcomes::status,
+            ))
+    };
+}
+
+/// Collects rows PostgreSQL sends one at a time (`PgRowByRowLoadingMode`). Loaded whole, a
+/// page's rows were all produced and sent by PostgreSQL while this process waited, then
+/// decoded here while PostgreSQL waited; row by row, the two run at the same time.
+fn streamed<T>(rows: impl Iterator<Item = QueryResult<T>>, expected: usize) -> QueryResult<Vec<T>> {
+    let mut out = Vec::with_capacity(expected);
+    for row in rows {
+        out.push(row?);
+    }
+    Ok(out)
+}
+
 /// The network's contributions that happened by `cutoff` and were recorded by `as_of`,
 /// with their status as it stood at `as_of`: the page of at most `limit` after the id
 /// `after`, and up to `upto` if given, in id order. Reading page by page keeps a computation's memory bounded.
@@ -617,28 +684,26 @@ pub fn snapshot_page(
     upto: Option<&str>,
     limit: i64,
 ) -> QueryResult<Vec<Counted>> {
-    let after = after.unwrap_or("");
-    let mut page = contributions::table
-        .filter(contributions::network_id.eq(network_id.to_owned()))
-        .filter(contributions::id.gt(after))
-        .filter(not_after(conn, "contributions.occurred_at", cutoff))
-        .filter(not_after(conn, "contributions.recorded_at", as_of))
-        .order(contributions::id)
-        .limit(limit)
-        .into_boxed();
-    if let Some(upto) = upto {
-        page = page.filter(contributions::id.le(upto.to_owned()));
-    }
-    let cols = (
-        contributions::id,
-        contributions::agent_id,
-        contributions::kind,
-        contributions::quantity,
-        contributions::unit,
-        contributions::skill,
-        contributions::occurred_at,
-    );
-    let rows: Vec<CountedCols> = page.select(cols).load(conn)?;
+    let page = PageBounds {
+        network_id,
+        cutoff,
+        as_of,
+        after: after.unwrap_or(""),
+        upto,
+        limit,
+    };
+    // On PostgreSQL both reads are decoded as they arrive ([`streamed`]); their bounds are
+    // SQL text, so each page is planned with its own parameters ([`pg_not_after`]).
+    let rows: Vec<CountedCols> = match conn {
+        AnyConnection::Postgres(pg) => streamed(
+            page_query!(Pg, pg_not_after, &page)
+                .load_iter::<CountedCols, PgRowByRowLoadingMode>(pg)?,
+            usize::try_from(limit).unwrap_or(0),
+        )?,
+        AnyConnection::Sqlite(_) => {
+            page_query!(MultiBackend, sqlite_not_after, &page).load(conn)?
+        }
+    };
     let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
         return Ok(Vec::new());
     };
@@ -650,16 +715,16 @@ pub fn snapshot_page(
     // them all. A join does not do: SQLite's looks each outcome up on its own (most of a
     // page's cost), and PostgreSQL's merge join cannot walk the network's index in order on
     // the outer join's nullable side, so it walked the primary key.
-    let outcome_rows: Vec<(String, Code<Status>)> = contribution_outcomes::table
-        .filter(contribution_outcomes::network_id.eq(network_id))
-        .filter(contribution_outcomes::contribution_id.ge(&first))
-        .filter(contribution_outcomes::contribution_id.le(&last))
-        .filter(not_after(conn, "contribution_outcomes.decided_at", as_of))
-        .select((
-            contribution_outcomes::contribution_id,
-            contribution_outcomes::status,
-        ))
-        .load(conn)?;
+    let outcome_rows: Vec<(String, Code<Status>)> = match conn {
+        AnyConnection::Postgres(pg) => streamed(
+            outcomes_query!(pg_not_after, network_id, &first, &last, as_of)
+                .load_iter::<_, PgRowByRowLoadingMode>(pg)?,
+            rows.len(),
+        )?,
+        AnyConnection::Sqlite(_) => {
+            outcomes_query!(sqlite_not_after, network_id, &first, &last, as_of).load(conn)?
+        }
+    };
     let by_id: foldhash::HashMap<&str, Option<Status>> = outcome_rows
         .iter()
         .map(|(id, status)| (id.as_str(), status.0))
