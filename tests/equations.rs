@@ -14,6 +14,7 @@ on_both_backends!(
     balanced_history_past_64_bits,
     balanced_reads_kept_paid_sums,
     values_read_past_one_page,
+    a_value_past_the_first_page_that_cannot_be_computed,
     random_distributions_sum_exactly,
 );
 
@@ -30,6 +31,16 @@ async fn log(app: &TestApp, who: &Member, hours: &str, skill: &str) -> String {
         .await
         .ok(201);
     c["id"].as_str().expect("id").to_owned()
+}
+
+async fn post_batch(app: &TestApp, who: &Member, items: Vec<Value>) {
+    app.post(
+        &format!("{N}/contributions/batch"),
+        Some(&who.token),
+        json!({ "items": items }),
+    )
+    .await
+    .ok(201);
 }
 
 async fn approve(app: &TestApp, by: &Member, id: &str) {
@@ -742,6 +753,71 @@ async fn balanced_reads_kept_paid_sums(app: TestApp) {
 /// Shares and distributions read contributions 10,000 at a time: 21,001 contributions cross
 /// page boundaries, with tags and a correction on later pages, and nothing is counted twice
 /// or missed.
+/// A contribution whose value cannot be computed, on the second of three pages: shares and the
+/// preview answer 422 naming the formula (the pages are weighed as they are read, on
+/// PostgreSQL one page behind a second thread that reads them), nothing is left waiting, and
+/// the network goes on answering.
+async fn a_value_past_the_first_page_that_cannot_be_computed(app: TestApp) {
+    let steward = app.network("lab", json!({})).await;
+    let ada = app.join("lab", "Ada").await;
+    let eq = json!({
+        "counting": { "statuses": ["pending", "validated"] },
+        "formulas": { "work": "quantity / (quantity - 3)" },
+        "buckets": [{ "name": "all", "share": "straight", "percent": "100",
+                      "pool": { "policy": { "type": "pro_rata", "claim": "equity" } } }]
+    });
+    let p = propose(
+        &app,
+        &steward,
+        json!({ "title": "Fragile", "equation": eq }),
+    )
+    .await;
+    for m in [&steward, &ada] {
+        vote(&app, m, &p, "yes").await;
+    }
+    let ones = |n: usize| (0..n).map(|_| work("1")).collect::<Vec<Value>>();
+    for _ in 0..10 {
+        post_batch(&app, &ada, ones(1000)).await;
+    }
+    post_batch(&app, &ada, ones(500)).await;
+    let bad = log(&app, &ada, "3", "x").await;
+    for _ in 0..10 {
+        post_batch(&app, &ada, ones(1000)).await;
+    }
+    let refused = |res: common::Res| {
+        res.assert_problem(422, Some("formulas"));
+        let detail = res.body["detail"].as_str().expect("detail");
+        assert!(
+            detail.contains(&bad),
+            "names the contribution: {}",
+            res.body
+        );
+    };
+    for _ in 0..2 {
+        refused(app.get(&format!("{N}/shares"), None).await);
+    }
+    let income = app
+        .post(
+            &format!("{N}/income"),
+            Some(&steward.token),
+            json!({ "amount": "100", "currency": "EUR", "source": "s", "received_at": "2026-01-01T00:00:00Z" }),
+        )
+        .await
+        .ok(201);
+    let id = income["id"].as_str().expect("id");
+    refused(
+        app.post(
+            &format!("{N}/income/{id}/preview"),
+            Some(&steward.token),
+            json!({}),
+        )
+        .await,
+    );
+    app.get(&format!("{N}/contributions?limit=5"), None)
+        .await
+        .ok(200);
+}
+
 async fn values_read_past_one_page(app: TestApp) {
     let steward = app.network("lab", json!({})).await;
     let ada = app.join("lab", "Ada").await;
@@ -765,8 +841,8 @@ async fn values_read_past_one_page(app: TestApp) {
     for m in [&steward, &ada, &bob] {
         vote(&app, m, &p, "yes").await;
     }
-    let batch = |who: &Member, n: usize, tag: Option<&str>| {
-        let items: Vec<Value> = (0..n)
+    let items = |n: usize, tag: Option<&str>| -> Vec<Value> {
+        (0..n)
             .map(|_| {
                 let mut w = work("1");
                 if let Some(t) = tag {
@@ -774,25 +850,14 @@ async fn values_read_past_one_page(app: TestApp) {
                 }
                 w
             })
-            .collect();
-        let token = who.token.clone();
-        let app = &app;
-        async move {
-            app.post(
-                &format!("{N}/contributions/batch"),
-                Some(&token),
-                json!({ "items": items }),
-            )
-            .await
-            .ok(201);
-        }
+            .collect()
     };
     let c = log(&app, &cy, "5", "x").await;
     for _ in 0..12 {
-        batch(&ada, 1000, None).await;
+        post_batch(&app, &ada, items(1000, None)).await;
     }
     for _ in 0..9 {
-        batch(&bob, 999, Some("design")).await;
+        post_batch(&app, &bob, items(999, Some("design"))).await;
     }
     // Cy's 5 hours are corrected to 10 after everything else: the correction and the
     // contribution it supersedes are on different pages.
