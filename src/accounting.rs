@@ -77,10 +77,9 @@ const HALF_PAGE: i64 = PAGE / 2;
 /// stood at `as_of`, in id order, reading the contributions a page at a time. With a `spare`
 /// connection (outside a transaction only: it reads on its own), every other page is read
 /// and weighed on a second thread while this one reads and weighs its own; `f` still sees
-/// them in order, on this thread. Without one, the pages are read one after another, with
-/// PostgreSQL's planner pinned to the indexes' order ([`db::contributions::in_id_order`]);
-/// on PostgreSQL a second thread reads them on `conn`, one page ahead of this one, which
-/// weighs them, so PostgreSQL produces the next page while the last is weighed.
+/// them in order, on this thread. Without one, the pages are read one after another, on
+/// PostgreSQL with its planner pinned to the indexes' order
+/// ([`db::contributions::in_id_order`]).
 pub fn each_weighed(
     conn: &mut AnyConnection,
     spare: Option<&mut AnyConnection>,
@@ -99,11 +98,17 @@ pub fn each_weighed(
     if let Some(spare) = spare {
         return read.in_pairs(conn, spare, &mut f);
     }
-    if matches!(conn, AnyConnection::Postgres(_)) {
-        return read.ahead(conn, &mut f);
-    }
-    read.one_after_another(conn, |page| {
-        weigh_page(eq, read.cutoff_utc(), page, &mut f).map(|()| true)
+    db::contributions::in_id_order(conn, |conn| {
+        let mut after: Option<String> = None;
+        loop {
+            let page = read.page(conn, after.as_deref(), None)?;
+            let full = page.len() >= usize::try_from(PAGE).unwrap_or(usize::MAX);
+            after = page.last().map(|c| c.id.clone());
+            weigh_page(eq, read.cutoff_utc(), page, &mut f)?;
+            if !full {
+                return Ok(());
+            }
+        }
     })
 }
 
@@ -146,27 +151,6 @@ impl Reader<'_> {
         )?)
     }
 
-    /// Hands each page to `each`, in id order, one page after another, until the last page or
-    /// until `each` answers false; with PostgreSQL's planner pinned to the indexes' order
-    /// ([`db::contributions::in_id_order`]).
-    fn one_after_another(
-        &self,
-        conn: &mut AnyConnection,
-        mut each: impl FnMut(Vec<Counted>) -> Result<bool, ApiError>,
-    ) -> Result<(), ApiError> {
-        db::contributions::in_id_order(conn, |conn| {
-            let mut after: Option<String> = None;
-            loop {
-                let page = self.page(conn, after.as_deref(), None)?;
-                let full = page.len() >= usize::try_from(PAGE).unwrap_or(usize::MAX);
-                after = page.last().map(|c| c.id.clone());
-                if !each(page)? || !full {
-                    return Ok(());
-                }
-            }
-        })
-    }
-
     /// The page after `after` up to `upto`, weighed.
     fn weighed(
         &self,
@@ -181,29 +165,6 @@ impl Reader<'_> {
             Ok(())
         })?;
         Ok(out)
-    }
-
-    /// Pages read on `conn` by a second thread, one page ahead of this one, which weighs
-    /// them. Reading one page after weighing the last, PostgreSQL waited while a page was
-    /// weighed (its rows already decode as they arrive: `db::contributions::snapshot_page`).
-    fn ahead(
-        &self,
-        conn: &mut AnyConnection,
-        f: &mut impl FnMut(Weighed) -> Result<(), ApiError>,
-    ) -> Result<(), ApiError> {
-        let (to_weigh, pages) = std::sync::mpsc::sync_channel::<Vec<Counted>>(1);
-        std::thread::scope(|scope| {
-            // A send fails only when the weigher has stopped (its error is the one returned).
-            let reader = scope.spawn(move || {
-                self.one_after_another(conn, |page| Ok(to_weigh.send(page).is_ok()))
-            });
-            for page in pages {
-                weigh_page(self.eq, self.cutoff_utc(), page, f)?;
-            }
-            reader
-                .join()
-                .map_err(|_| ApiError::Internal("the page reader stopped".into()))?
-        })
     }
 
     /// Pages read two at a time: the page boundaries come from the contributions' id index

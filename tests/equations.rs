@@ -754,9 +754,9 @@ async fn balanced_reads_kept_paid_sums(app: TestApp) {
 /// page boundaries, with tags and a correction on later pages, and nothing is counted twice
 /// or missed.
 /// A contribution whose value cannot be computed, on the second of three pages: shares and the
-/// preview answer 422 naming the formula (the pages are weighed as they are read, on
-/// PostgreSQL one page behind a second thread that reads them), nothing is left waiting, and
-/// the network goes on answering.
+/// preview answer 422 naming the formula and the contribution (the pages are weighed as they
+/// are read, so the error comes while later pages are still to be read), and the network
+/// goes on answering.
 async fn a_value_past_the_first_page_that_cannot_be_computed(app: TestApp) {
     let steward = app.network("lab", json!({})).await;
     let ada = app.join("lab", "Ada").await;
