@@ -154,7 +154,7 @@ pub async fn metrics(state: web::Data<AppState>, metrics: web::Data<Metrics>) ->
     metrics
         .spare_pages
         .inc_by(spare.saturating_sub(metrics.spare_pages.get()));
-    let tasks = crate::db::tasks_run();
+    let tasks = state.db.tasks_run();
     metrics
         .db_tasks
         .inc_by(tasks.saturating_sub(metrics.db_tasks.get()));

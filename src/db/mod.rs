@@ -64,15 +64,6 @@ pub enum DbError {
     Refused,
 }
 
-/// Database tasks run since the process started (for `/metrics`).
-static TASKS: AtomicU64 = AtomicU64::new(0);
-
-/// How many database tasks ([`Db::run`]) have run: each a hop to the blocking pool and back
-/// and a pooled connection.
-pub fn tasks_run() -> u64 {
-    TASKS.load(Ordering::Relaxed)
-}
-
 /// A pool of connections to one database.
 #[derive(Clone)]
 pub struct Db {
@@ -81,6 +72,9 @@ pub struct Db {
     /// SQLite: the thread that checkpoints the log for the pool's connections, woken after
     /// each [`Db::run`] (see [`checkpoint`]).
     checkpoints: Option<Arc<checkpoint::Checkpointer>>,
+    /// Database tasks run on this pool (for `/metrics`): counted per pool, so that two
+    /// services in one process (as the tests run them) do not count each other's.
+    tasks: Arc<AtomicU64>,
 }
 
 /// Pool settings.
@@ -115,6 +109,7 @@ impl Db {
             pool,
             kind: url.kind,
             checkpoints,
+            tasks: Arc::default(),
         })
     }
 
@@ -136,6 +131,12 @@ impl Db {
             .map_err(|e| DbError::Unavailable(e.to_string()))
     }
 
+    /// How many database tasks ([`Db::run`]) have run on this pool: each a hop to the
+    /// blocking pool and back and a pooled connection.
+    pub fn tasks_run(&self) -> u64 {
+        self.tasks.load(Ordering::Relaxed)
+    }
+
     /// Runs `f` with a pooled connection on the blocking thread pool.
     pub async fn run<T, E, F>(&self, f: F) -> Result<T, E>
     where
@@ -146,7 +147,7 @@ impl Db {
         let pool = self.pool.clone();
         let checkpoints = self.checkpoints.clone();
         let claim = idempotency::current_claim();
-        TASKS.fetch_add(1, Ordering::Relaxed);
+        self.tasks.fetch_add(1, Ordering::Relaxed);
         tokio::task::spawn_blocking(move || {
             let mut conn = pool
                 .get()
