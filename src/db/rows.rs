@@ -130,7 +130,10 @@ pub struct OutcomeRow {
 
 /// `idempotency_keys`
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = idempotency_keys)]
+// None is written as NULL (the column has no default), not as `DEFAULT`: a statement with
+// `DEFAULT` in it is not kept prepared by diesel, so PostgreSQL parsed and planned this
+// insert on every request.
+#[diesel(table_name = idempotency_keys, treat_none_as_default_value = false)]
 pub struct IdempotencyRow {
     pub scope: String,
     pub idem_key: String,
@@ -343,7 +346,10 @@ pub struct DepartureRow {
 
 /// `journal_entries`
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = journal_entries)]
+// None is written as NULL (the column has no default), not as `DEFAULT`: a statement with
+// `DEFAULT` in it is not kept prepared by diesel, so PostgreSQL parsed and planned this
+// insert on every request.
+#[diesel(table_name = journal_entries, treat_none_as_default_value = false)]
 pub struct JournalRow {
     pub id: String,
     pub network_id: String,
