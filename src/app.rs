@@ -32,6 +32,7 @@ pub fn open_db(config: &Config) -> Result<Db, String> {
     let settings = PoolSettings {
         max_size: config.db_pool_size.max(1),
         connection_timeout: config.db_timeout(),
+        group_commit: config.group_commit.enabled_for(url.kind),
     };
     Db::new(&url, &settings).map_err(|e| e.to_string())
 }

@@ -51,6 +51,12 @@ pub struct Config {
     /// How long a request waits for a database connection before a 503, in milliseconds.
     #[arg(long, env = "HOLOPTIC_DB_TIMEOUT_MS", default_value_t = 3000)]
     pub db_timeout_ms: u64,
+    /// Whether contribution, validation and transfer writes are committed in groups by one
+    /// writer thread (one transaction for the writes that arrive while the last group
+    /// commits), instead of one transaction each on a pooled connection: `auto` (on SQLite
+    /// only), `on` or `off`.
+    #[arg(long, env = "HOLOPTIC_GROUP_COMMIT", value_enum, default_value_t = GroupCommit::Auto)]
+    pub group_commit: GroupCommit,
     /// HTTP worker threads (0: one per core).
     #[arg(long, env = "HOLOPTIC_WORKERS", default_value_t = 0)]
     pub workers: usize,
@@ -121,6 +127,7 @@ impl std::fmt::Debug for Config {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("db_pool_size", &self.db_pool_size)
             .field("db_timeout_ms", &self.db_timeout_ms)
+            .field("group_commit", &self.group_commit)
             .field("workers", &self.workers)
             .field("signing_key", &redacted(&self.signing_key))
             .field("signing_key_id", &self.signing_key_id)
@@ -135,6 +142,30 @@ impl std::fmt::Debug for Config {
             .field("webhook_max_attempts", &self.webhook_max_attempts)
             .field("webhook_poll_ms", &self.webhook_poll_ms)
             .finish()
+    }
+}
+
+/// When writes are committed in groups (`HOLOPTIC_GROUP_COMMIT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GroupCommit {
+    /// On SQLite, whose writes take turns anyway; off on PostgreSQL, where one writer's
+    /// statements, run one after another, measured slower than a pool's in parallel
+    /// (BENCHMARKS.md).
+    Auto,
+    /// On whatever the backend.
+    On,
+    /// Off: each write commits on its own pooled connection.
+    Off,
+}
+
+impl GroupCommit {
+    /// Whether writes are grouped on `backend`.
+    pub fn enabled_for(self, backend: crate::db::BackendKind) -> bool {
+        match self {
+            GroupCommit::Auto => backend == crate::db::BackendKind::Sqlite,
+            GroupCommit::On => true,
+            GroupCommit::Off => false,
+        }
     }
 }
 
@@ -155,6 +186,7 @@ impl Config {
             max_body_bytes: 4 * 1024 * 1024,
             db_pool_size: 10,
             db_timeout_ms: 3000,
+            group_commit: GroupCommit::Auto,
             workers: 2,
             signing_key: None,
             signing_key_id: "s1".into(),

@@ -220,7 +220,7 @@ impl From<diesel::result::Error> for ApiError {
 
 /// Failures after which nothing was applied and a retry (with the same Idempotency-Key) can
 /// succeed: the connection died or the database refused to serialize concurrent writers.
-fn is_transient_error(e: &diesel::result::Error) -> bool {
+pub(crate) fn is_transient_error(e: &diesel::result::Error) -> bool {
     use diesel::result::{DatabaseErrorKind as K, Error as E};
     match e {
         E::DatabaseError(K::ClosedConnection | K::SerializationFailure, _) => true,

@@ -95,6 +95,7 @@ async fn sqlite_pool_connections_leave_checkpoints_to_the_thread() {
     let settings = PoolSettings {
         max_size: 2,
         connection_timeout: Duration::from_secs(5),
+        group_commit: false,
     };
     let db = Db::new(&url, &settings).expect("pool");
     let setting = db

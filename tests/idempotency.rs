@@ -60,6 +60,7 @@ async fn records(backend: Backend) {
         &PoolSettings {
             max_size: 2,
             connection_timeout: std::time::Duration::from_secs(3),
+            group_commit: false,
         },
     )
     .expect("pool");

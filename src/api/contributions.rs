@@ -424,7 +424,7 @@ pub async fn create_contribution(
     let raw = to_raw(body.0);
     let body = state
         .db
-        .run(move |conn| {
+        .write(move |conn| {
             write_tx_reply(conn, 201, |conn| {
                 let view = record(conn, &key, caller.0, vec![raw], false)?
                     .pop()
@@ -464,7 +464,7 @@ pub async fn create_contribution_batch(
     let raws: Vec<RawContribution> = items.into_iter().map(to_raw).collect();
     let body = state
         .db
-        .run(move |conn| {
+        .write(move |conn| {
             write_tx_reply(conn, 201, |conn| {
                 let views = record(conn, &key, caller.0, raws, true)?;
                 Ok::<_, ApiError>(ContributionBatchOut {

@@ -33,6 +33,8 @@ pub struct Metrics {
     shares_computed: IntCounter,
     spare_pages: IntCounter,
     db_tasks: IntCounter,
+    write_groups: IntCounter,
+    grouped_writes: IntCounter,
 }
 
 impl Metrics {
@@ -82,6 +84,16 @@ impl Metrics {
             "Database tasks run, each a hop to the blocking thread pool and a pooled connection",
         )?;
         registry.register(Box::new(db_tasks.clone()))?;
+        let write_groups = IntCounter::new(
+            "db_write_groups_total",
+            "Transactions committed by the group writer, each holding one or more writes",
+        )?;
+        let grouped_writes = IntCounter::new(
+            "db_grouped_writes_total",
+            "Writes run in the group writer's committed transactions",
+        )?;
+        registry.register(Box::new(write_groups.clone()))?;
+        registry.register(Box::new(grouped_writes.clone()))?;
         Ok(Self {
             registry,
             requests,
@@ -92,6 +104,8 @@ impl Metrics {
             shares_computed,
             spare_pages,
             db_tasks,
+            write_groups,
+            grouped_writes,
         })
     }
 }
@@ -142,22 +156,21 @@ pub async fn metrics(state: web::Data<AppState>, metrics: web::Data<Metrics>) ->
     let (open, idle) = state.db.pool_state();
     metrics.pool_connections.set(i64::from(open));
     metrics.pool_idle.set(i64::from(idle));
-    // The cache counts; the counters follow it (only this handler moves them).
+    // The counts are kept elsewhere; the counters follow them (only this handler moves them).
+    let follow = |counter: &IntCounter, count: u64| {
+        counter.inc_by(count.saturating_sub(counter.get()));
+    };
     let (reused, computed) = state.shares.counts();
-    metrics
-        .shares_reused
-        .inc_by(reused.saturating_sub(metrics.shares_reused.get()));
-    metrics
-        .shares_computed
-        .inc_by(computed.saturating_sub(metrics.shares_computed.get()));
-    let spare = crate::accounting::pages_read_on_spare();
-    metrics
-        .spare_pages
-        .inc_by(spare.saturating_sub(metrics.spare_pages.get()));
-    let tasks = state.db.tasks_run();
-    metrics
-        .db_tasks
-        .inc_by(tasks.saturating_sub(metrics.db_tasks.get()));
+    follow(&metrics.shares_reused, reused);
+    follow(&metrics.shares_computed, computed);
+    follow(
+        &metrics.spare_pages,
+        crate::accounting::pages_read_on_spare(),
+    );
+    follow(&metrics.db_tasks, state.db.tasks_run());
+    let (groups, grouped) = state.db.group_counts();
+    follow(&metrics.write_groups, groups);
+    follow(&metrics.grouped_writes, grouped);
     let mut buf = Vec::new();
     if let Err(e) = TextEncoder::new().encode(&metrics.registry.gather(), &mut buf) {
         return ApiError::Internal(e.to_string()).into();

@@ -478,7 +478,7 @@ pub async fn create_transfer(
     let key = path.into_inner();
     let (out, fresh) = state
         .db
-        .run(move |conn| {
+        .write(move |conn| {
             write_tx(conn, |conn| {
                 let access = Access::load(conn, &key, Some(caller.0))?;
                 if !matches!(access.member_role()?, Role::Member | Role::Steward) {

@@ -121,7 +121,7 @@ pub async fn create_validation(
     }
     let body = state
         .db
-        .run(move |conn| {
+        .write(move |conn| {
             write_tx_reply(conn, 201, |conn| {
                 let access = Access::load(conn, &key, Some(caller.0))?;
                 let role = access.member_role()?;

@@ -116,15 +116,21 @@ where
 
 /// Whether `conn` is inside a transaction.
 fn in_transaction(conn: &mut AnyConnection) -> diesel::QueryResult<bool> {
-    let depth = match conn {
+    transaction_depth(conn).map(|depth| depth.is_some())
+}
+
+/// How many transactions and savepoints are open on `conn` (None: none).
+pub(super) fn transaction_depth(
+    conn: &mut AnyConnection,
+) -> diesel::QueryResult<Option<std::num::NonZeroU32>> {
+    match conn {
         AnyConnection::Postgres(inner) => {
-            AnsiTransactionManager::transaction_manager_status_mut(inner).transaction_depth()?
+            AnsiTransactionManager::transaction_manager_status_mut(inner).transaction_depth()
         }
         AnyConnection::Sqlite(inner) => {
-            AnsiTransactionManager::transaction_manager_status_mut(inner).transaction_depth()?
+            AnsiTransactionManager::transaction_manager_status_mut(inner).transaction_depth()
         }
-    };
-    Ok(depth.is_some())
+    }
 }
 
 /// Ends the transaction begun by hand: commits when `out` is a value, rolls back when it is
@@ -152,7 +158,7 @@ where
 static SQLITE_WRITER: parking_lot::Mutex<()> = parking_lot::const_mutex(());
 
 /// How long a writer waits for its turn: SQLite's `busy_timeout` below.
-const SQLITE_WRITER_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+pub(super) const SQLITE_WRITER_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Waits up to `wait` for this process's SQLite writer turn; past it, fails as SQLite's own
 /// busy timeout does ("database is locked", answered 503).
@@ -180,7 +186,11 @@ where
     R: FnOnce(&T) -> Result<Option<(u16, String)>, diesel::result::Error>,
     E: From<diesel::result::Error>,
 {
-    let outermost = !in_transaction(conn)?;
+    let depth = transaction_depth(conn)?;
+    // On the group writer's thread, the request's own savepoint is its outermost write
+    // transaction, already open; it commits with its group (`super::group`).
+    let in_group = depth.is_some() && depth == super::group::job_depth();
+    let outermost = depth.is_none() || in_group;
     // The outermost write transaction of a request with an Idempotency-Key records the key
     // (applied, or done with its reply), so a crash between commit and storing the response
     // cannot lead a retry to apply the write twice.
@@ -197,6 +207,7 @@ where
         Ok((value, answer.map(|(_, body)| body)))
     };
     let result = match conn {
+        _ if in_group => f(conn),
         AnyConnection::Postgres(_) => conn.transaction(f),
         // Inside an open transaction a nested write is a savepoint, as on PostgreSQL.
         AnyConnection::Sqlite(_) if !outermost => conn.transaction(f),
@@ -210,8 +221,14 @@ where
             end_transaction(conn, out)
         }
     };
+    if in_group && result.is_err() {
+        // Its savepoint must roll back, even if the caller goes on.
+        super::group::fail_write();
+    }
     if let Some((key, stored)) = recorded {
-        if result.is_ok() {
+        if result.is_ok() && in_group {
+            super::group::defer_committed(key, stored);
+        } else if result.is_ok() {
             key.committed(stored);
         } else {
             super::idempotency::restore_thread_claim(key);

@@ -170,6 +170,12 @@ impl RequestKey {
         )
     }
 
+    /// Forgets what the lookup said: its transaction rolled back, so it may have seen a key
+    /// that is gone (a group commit that failed, [`super::group`]).
+    pub fn forget_verdict(&self) {
+        *self.verdict.lock() = Verdict::Unchecked;
+    }
+
     /// What the lookup said, once the handler is done.
     pub fn verdict(&self) -> Verdict {
         self.verdict.lock().clone()

@@ -19,6 +19,7 @@ pub mod conn;
 pub mod contributions;
 pub mod distributions;
 pub mod equations;
+pub mod group;
 pub mod history;
 pub mod idempotency;
 pub mod journal;
@@ -75,6 +76,9 @@ pub struct Db {
     /// Database tasks run on this pool (for `/metrics`): counted per pool, so that two
     /// services in one process (as the tests run them) do not count each other's.
     tasks: Arc<AtomicU64>,
+    /// The writer thread that commits [`Db::write`]s in groups (None: group commit is off,
+    /// and writes run as pooled tasks).
+    writer: Option<Arc<group::GroupWriter>>,
 }
 
 /// Pool settings.
@@ -84,6 +88,8 @@ pub struct PoolSettings {
     pub max_size: u32,
     /// How long a request waits for a connection before it gets a 503.
     pub connection_timeout: Duration,
+    /// Whether [`Db::write`]s are committed in groups by one writer thread.
+    pub group_commit: bool,
 }
 
 impl Db {
@@ -105,11 +111,24 @@ impl Db {
             )),
             BackendKind::Postgres => None,
         };
+        let writer = if settings.group_commit {
+            let setup = group::Setup {
+                manager: conn::Manager::new(url.clone()),
+                max_wait: settings.connection_timeout,
+                checkpoints: checkpoints.clone(),
+            };
+            Some(Arc::new(group::GroupWriter::start(setup).map_err(|e| {
+                DbError::Unavailable(format!("database writer thread: {e}"))
+            })?))
+        } else {
+            None
+        };
         Ok(Self {
             pool,
             kind: url.kind,
             checkpoints,
             tasks: Arc::default(),
+            writer,
         })
     }
 
@@ -171,6 +190,27 @@ impl Db {
         })
         .await
         .map_err(|e| DbError::Task(e.to_string()))?
+    }
+
+    /// Runs the write `f` in the next group commit (see [`group`]); with group commit off,
+    /// as [`Db::run`] does. `f` is a request's whole write: it must return the error of a
+    /// write transaction that failed, whose work is then rolled back.
+    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut AnyConnection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        let Some(writer) = &self.writer else {
+            return self.run(f).await;
+        };
+        self.tasks.fetch_add(1, Ordering::Relaxed);
+        writer.write(idempotency::current_claim(), f).await
+    }
+
+    /// Groups committed by the writer thread and the writes they held, for `/metrics`.
+    pub fn group_counts(&self) -> (u64, u64) {
+        self.writer.as_ref().map_or((0, 0), |w| w.counts())
     }
 
     /// Like [`Db::run`], with a second connection for `f` to read on in parallel, on SQLite

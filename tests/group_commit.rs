@@ -1,0 +1,267 @@
+//! Group commit: writes that queue while the writer waits commit together in one
+//! transaction, each in its own savepoint. A write that fails inside its savepoint leaves the
+//! others of its group applied; two requests with one Idempotency-Key in the same group write
+//! once and answer alike. On both backends, with group commit on.
+//!
+//! The writer is made to wait by another connection holding a lock its first write needs
+//! (SQLite's write lock; on PostgreSQL a lock on the contributions table), so the group the
+//! others form is known. SQLite's test holds the process's writer turn while it waits, so
+//! this file keeps to these tests.
+
+mod common;
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::{work, Backend, TestApp, TestDb};
+use diesel::prelude::*;
+use diesel::{PgConnection, SqliteConnection};
+use holoptic::config::GroupCommit;
+use holoptic::db::{self, write_tx, DatabaseUrl, Db, DbError, PoolSettings};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+/// How long the lock is held: the queued writes wait about this long, under the pool's
+/// 3 s connection timeout, past which a queued write is answered 503 without running.
+const HELD: Duration = Duration::from_millis(1500);
+
+/// Takes a lock on `url`'s database that the writer's first statement of a contribution
+/// waits for, on its own thread, and releases it after [`HELD`]. Returns once it is taken.
+fn hold_lock(backend: Backend, url: &str) -> std::thread::JoinHandle<()> {
+    let url = url.to_owned();
+    let (taken, is_taken) = mpsc::channel();
+    let holder = std::thread::spawn(move || {
+        let hold = |conn: &mut dyn FnMut(&str)| {
+            conn("BEGIN");
+            taken.send(()).expect("the test waits");
+            std::thread::sleep(HELD);
+            conn("ROLLBACK");
+        };
+        match backend {
+            Backend::Sqlite => {
+                let path = url.strip_prefix("sqlite://").expect("a SQLite URL");
+                let mut conn = SqliteConnection::establish(path).expect("open the database");
+                hold(&mut |sql| {
+                    let sql = if sql == "BEGIN" {
+                        "BEGIN IMMEDIATE"
+                    } else {
+                        sql
+                    };
+                    diesel::sql_query(sql).execute(&mut conn).expect(sql);
+                });
+            }
+            Backend::Postgres => {
+                let mut conn = PgConnection::establish(&url).expect("connect");
+                hold(&mut |sql| {
+                    diesel::sql_query(sql).execute(&mut conn).expect(sql);
+                    if sql == "BEGIN" {
+                        // Reads go on; inserts wait.
+                        diesel::sql_query("LOCK TABLE contributions IN SHARE MODE")
+                            .execute(&mut conn)
+                            .expect("lock");
+                    }
+                });
+            }
+        }
+    });
+    is_taken.recv().expect("the lock is taken");
+    holder
+}
+
+async fn writes_queued_behind_a_lock_commit_as_one_group(backend: Backend) {
+    let app = TestApp::spawn_configured(backend, |c| c.group_commit = GroupCommit::On).await;
+    let steward = app.network("grouped", json!({})).await;
+    let member = app.join("grouped", "Member").await;
+    let groups = || app.metric("holoptic_db_write_groups_total");
+    let grouped = || app.metric("holoptic_db_grouped_writes_total");
+    let (groups_before, grouped_before) = (groups().await, grouped().await);
+    let post = |key: String, body: Value| {
+        let (app, token) = (&app, member.token.clone());
+        async move {
+            app.send(
+                Method::POST,
+                "/v1/networks/grouped/contributions",
+                Some(&token),
+                Some(body),
+                &[("idempotency-key", key.as_str())],
+            )
+            .await
+        }
+    };
+
+    let holder = hold_lock(backend, &app.database_url);
+    // The writer takes the first write alone and waits for the lock with it.
+    let first = post("first".into(), work("1"));
+    let rest = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let good = (0..6).map(|i| post(format!("good-{i}"), work("2")));
+        // Fails inside its savepoint, after the key's lookup and the network's reads.
+        let mut bad = work("3");
+        bad["corrects"] = json!(uuid::Uuid::now_v7().to_string());
+        bad["description"] = json!("a correction of nothing");
+        let twice = [
+            post("twice".into(), work("4")),
+            post("twice".into(), work("4")),
+        ];
+        futures_util::future::join3(
+            futures_util::future::join_all(good),
+            post("bad".into(), bad),
+            futures_util::future::join_all(twice),
+        )
+        .await
+    };
+    let (first, (good, bad, twice)) = tokio::join!(first, rest);
+    holder.join().expect("the lock was released");
+
+    first.ok(201);
+    for res in good {
+        res.ok(201);
+    }
+    bad.assert_problem(422, Some("corrects"));
+    let [a, b] = <[_; 2]>::try_from(twice).expect("two answers");
+    let (a, b) = (a.ok(201), b.ok(201));
+    assert_eq!(a["id"], b["id"], "one key, one contribution: {a} {b}");
+
+    // 1 + 6 + 1 contributions: the failed one is not there, the doubled key wrote once.
+    assert_eq!(
+        app.count_contributions("grouped", Some(&steward.token))
+            .await,
+        8
+    );
+    // Two groups: the first write alone, then the nine that queued behind it (the failed one
+    // and the replay included). One transaction per write would have made ten.
+    assert_eq!(groups().await - groups_before, 2);
+    assert_eq!(grouped().await - grouped_before, 10);
+    let verified = app
+        .get("/v1/networks/grouped/journal/verify", None)
+        .await
+        .ok(200);
+    assert_eq!(verified["ok"], true, "{verified}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_writes_queued_behind_a_lock_commit_as_one_group() {
+    writes_queued_behind_a_lock_commit_as_one_group(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_writes_queued_behind_a_lock_commit_as_one_group() {
+    writes_queued_behind_a_lock_commit_as_one_group(Backend::Postgres).await;
+}
+
+/// A pool with group commit on, migrated.
+fn grouped_db(url: &str) -> Db {
+    let settings = PoolSettings {
+        max_size: 2,
+        connection_timeout: Duration::from_secs(3),
+        group_commit: true,
+    };
+    let db = Db::new(&DatabaseUrl::parse(url).expect("url"), &settings).expect("pool");
+    db::migrate(&mut db.get().expect("conn")).expect("migrate");
+    db
+}
+
+/// Marks written by the grouped writes (rows of their own scope in the keys table).
+fn marks(db: &Db) -> Vec<String> {
+    use holoptic::db::schema::idempotency_keys::dsl::*;
+    let mut conn = db.get().expect("conn");
+    idempotency_keys
+        .filter(scope.eq("mark"))
+        .select(idem_key)
+        .order(idem_key)
+        .load(&mut conn)
+        .expect("rows")
+}
+
+/// A write that leaves mark `name`, sleeping `slow` first, then fails if `fail` says so.
+async fn mark(
+    db: &Db,
+    name: &str,
+    slow: Duration,
+    fail: Option<&'static str>,
+) -> Result<(), DbError> {
+    let sql = format!(
+        "INSERT INTO idempotency_keys (scope, idem_key, request_hash, state, created_at) \
+         VALUES ('mark', '{name}', 'h', 'applied', CURRENT_TIMESTAMP)"
+    );
+    db.write(move |conn| {
+        write_tx(conn, |conn| {
+            std::thread::sleep(slow);
+            diesel::sql_query(&sql).execute(conn)?;
+            match fail {
+                Some("panic") => panic!("a write that panics"),
+                Some(why) => Err(DbError::Task(why.into())),
+                None => Ok(()),
+            }
+        })
+    })
+    .await
+}
+
+/// While a slow write holds the writer, the next writes queue and commit as one group; the
+/// one that fails after its insert loses its insert and nothing else. A write that panics
+/// rolls its whole group back (every write of it fails, nothing is applied), and the writer
+/// goes on.
+async fn a_failed_write_rolls_back_alone(backend: Backend) {
+    let (_guard, url) = TestDb::create(backend);
+    let db = grouped_db(&url);
+    let none = Duration::ZERO;
+    let (slow, rest) = tokio::join!(mark(&db, "a", Duration::from_millis(400), None), async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        futures_util::future::join4(
+            mark(&db, "b", none, None),
+            mark(&db, "c", none, Some("refused after its insert")),
+            mark(&db, "d", none, None),
+            mark(&db, "e", none, None),
+        )
+        .await
+    });
+    slow.expect("a");
+    let (b, c, d, e) = rest;
+    b.expect("b");
+    assert!(
+        matches!(c, Err(DbError::Task(ref why)) if why == "refused after its insert"),
+        "{c:?}"
+    );
+    d.expect("d");
+    e.expect("e");
+    assert_eq!(marks(&db), ["a", "b", "d", "e"]);
+    assert_eq!(
+        db.group_counts(),
+        (2, 5),
+        "the slow write alone, then the four behind it"
+    );
+
+    let (slow, rest) = tokio::join!(mark(&db, "f", Duration::from_millis(400), None), async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        futures_util::future::join3(
+            mark(&db, "g", none, None),
+            mark(&db, "h", none, Some("panic")),
+            mark(&db, "i", none, None),
+        )
+        .await
+    });
+    slow.expect("f");
+    let (g, h, i) = rest;
+    for out in [g, h, i] {
+        assert!(
+            out.is_err(),
+            "the group of a panicking write is rolled back: {out:?}"
+        );
+    }
+    assert_eq!(marks(&db), ["a", "b", "d", "e", "f"]);
+    mark(&db, "j", none, None)
+        .await
+        .expect("the writer goes on");
+    assert_eq!(marks(&db), ["a", "b", "d", "e", "f", "j"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_failed_write_rolls_back_alone() {
+    a_failed_write_rolls_back_alone(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_failed_write_rolls_back_alone() {
+    a_failed_write_rolls_back_alone(Backend::Postgres).await;
+}
