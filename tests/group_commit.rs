@@ -265,3 +265,26 @@ async fn sqlite_a_failed_write_rolls_back_alone() {
 async fn postgres_a_failed_write_rolls_back_alone() {
     a_failed_write_rolls_back_alone(Backend::Postgres).await;
 }
+
+#[derive(QueryableByName)]
+struct TempStore {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    temp_store: i32,
+}
+
+/// SQLite: the writer keeps its statement journals in memory (`temp_store = MEMORY`, 2), so a
+/// group's savepoints never spill them to a temporary file; pooled connections keep the
+/// default (0), so large reads may still sort on disk rather than in memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_writer_keeps_statement_journals_in_memory() {
+    let (_guard, url) = TestDb::create(Backend::Sqlite);
+    let db = grouped_db(&url);
+    let read = |conn: &mut db::AnyConnection| {
+        diesel::sql_query("PRAGMA temp_store")
+            .get_result::<TempStore>(conn)
+            .map(|s| s.temp_store)
+            .map_err(DbError::from)
+    };
+    assert_eq!(db.write(read).await.expect("the writer's"), 2);
+    assert_eq!(db.run(read).await.expect("a pooled one's"), 0);
+}

@@ -45,6 +45,14 @@ pub const MAX_GROUP: usize = 128;
 /// Most writes waiting for the writer; more are refused with a 503 at once.
 pub const MAX_QUEUED: usize = 4096;
 
+/// The writer's SQLite connection keeps its statement journals in memory. Each write's
+/// savepoint journals the pages it changes that earlier writes of the group changed first (to
+/// roll back to it); past 64 KiB SQLite moves that journal to a temporary file, which stays a
+/// file to the end of the transaction, so every later write of the group wrote its pages to
+/// the file as well, and the file was created and deleted once a group. In memory it is
+/// emptied at each savepoint's release: it holds one write's pages at a time.
+const SQLITE_WRITER_PRAGMA: &str = "PRAGMA temp_store = MEMORY";
+
 /// One request's write, as the writer thread sees it.
 trait Work: Send {
     /// Runs the write in the group's transaction, inside its own savepoint; true if it
@@ -316,8 +324,13 @@ impl Writer {
         let conn = match self.conn.as_mut() {
             Some(conn) => conn,
             None => {
-                let fresh = r2d2::ManageConnection::connect(&self.setup.manager)
+                let mut fresh = r2d2::ManageConnection::connect(&self.setup.manager)
                     .map_err(|e| DbError::Unavailable(e.to_string()))?;
+                if let AnyConnection::Sqlite(_) = fresh {
+                    diesel::sql_query(SQLITE_WRITER_PRAGMA)
+                        .execute(&mut fresh)
+                        .map_err(|e| DbError::Unavailable(e.to_string()))?;
+                }
                 self.conn.insert(fresh)
             }
         };
