@@ -17,6 +17,8 @@ use common::{work, Backend, TestApp, TestDb};
 use diesel::prelude::*;
 use diesel::{PgConnection, SqliteConnection};
 use holoptic::config::GroupCommit;
+use holoptic::db::conn::write_tx_reply;
+use holoptic::db::idempotency::{claim, Claim, Outcome, RequestKey, Verdict, REQUEST_CLAIM};
 use holoptic::db::{self, write_tx, DatabaseUrl, Db, DbError, PoolSettings};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -287,4 +289,89 @@ async fn sqlite_writer_keeps_statement_journals_in_memory() {
     };
     assert_eq!(db.write(read).await.expect("the writer's"), 2);
     assert_eq!(db.run(read).await.expect("a pooled one's"), 0);
+}
+
+/// A group whose commit fails (here a deferred foreign key, checked at `COMMIT`) answers every
+/// write of it with the failure and applies none. A request whose key's lookup saw a key
+/// recorded earlier in that group (a replay of an answer that was never kept) is answered with
+/// the failure too, and its lookup is forgotten, so the middleware does not replay it.
+async fn a_failed_commit_fails_every_write_and_replays_nothing(backend: Backend) {
+    let (_guard, url) = TestDb::create(backend);
+    let db = grouped_db(&url);
+    {
+        let mut conn = db.get().expect("conn");
+        for sql in [
+            "CREATE TABLE t_parent (id INTEGER PRIMARY KEY)",
+            "CREATE TABLE t_child (parent INTEGER REFERENCES t_parent(id) DEFERRABLE INITIALLY DEFERRED)",
+        ] {
+            diesel::sql_query(sql).execute(&mut conn).expect(sql);
+        }
+    }
+    let stale = db::rows::now() - chrono::Duration::minutes(5);
+    // Two requests with one key, as the middleware makes them: each its own `RequestKey`.
+    let key = || RequestKey::new("scope".into(), "k".into(), "hash".into(), stale);
+    let (one, other) = (key(), key());
+    // Orphans a child row: accepted now, refused at the commit.
+    let keyed = |key: RequestKey| {
+        REQUEST_CLAIM.scope(
+            Some(key),
+            db.write(|conn| {
+                write_tx_reply(conn, 201, |conn| {
+                    diesel::sql_query("INSERT INTO t_child (parent) VALUES (42)").execute(conn)?;
+                    Ok::<_, DbError>("written")
+                })
+            }),
+        )
+    };
+    let (slow, (first, second)) =
+        tokio::join!(mark(&db, "a", Duration::from_millis(400), None), async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::join!(keyed(one.clone()), keyed(other.clone()))
+        });
+    slow.expect("the slow write commits alone");
+    for out in [&first, &second] {
+        assert!(
+            matches!(out, Err(DbError::Task(why)) if why.contains("commit")),
+            "{out:?}"
+        );
+    }
+    // The first recorded the key in the group, and the second's lookup saw it there.
+    for key in [&one, &other] {
+        assert!(
+            matches!(key.verdict(), Verdict::Unchecked),
+            "a lookup made in a group that rolled back is forgotten: {:?}",
+            key.verdict()
+        );
+        assert_eq!(key.outcome(), Outcome::Unwritten);
+    }
+    let mut conn = db.get().expect("conn");
+    let children: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+        "(SELECT COUNT(*) FROM t_child)",
+    ))
+    .get_result(&mut conn)
+    .expect("count");
+    assert_eq!(children, 0);
+    assert!(
+        matches!(
+            claim(&mut conn, "scope", "k", "hash", stale).expect("lookup"),
+            Claim::Fresh
+        ),
+        "the key was not kept"
+    );
+    drop(conn);
+    assert_eq!(
+        db.group_counts(),
+        (1, 1),
+        "only the slow write's group committed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_failed_commit_fails_every_write_and_replays_nothing() {
+    a_failed_commit_fails_every_write_and_replays_nothing(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_failed_commit_fails_every_write_and_replays_nothing() {
+    a_failed_commit_fails_every_write_and_replays_nothing(Backend::Postgres).await;
 }
