@@ -256,6 +256,25 @@ async fn a_failed_write_rolls_back_alone(backend: Backend) {
         .await
         .expect("the writer goes on");
     assert_eq!(marks(&db), ["a", "b", "d", "e", "f", "j"]);
+
+    // A lone write runs in the transaction itself, without a savepoint: failing or panicking,
+    // it is rolled back with it.
+    let lone = mark(&db, "k", none, Some("refused after its insert")).await;
+    assert!(
+        matches!(lone, Err(DbError::Task(ref why)) if why == "refused after its insert"),
+        "{lone:?}"
+    );
+    let lone = mark(&db, "l", none, Some("panic")).await;
+    assert!(lone.is_err(), "{lone:?}");
+    mark(&db, "m", none, None)
+        .await
+        .expect("the writer goes on");
+    assert_eq!(marks(&db), ["a", "b", "d", "e", "f", "j", "m"]);
+    assert_eq!(
+        db.group_counts().0,
+        5,
+        "the failed lone writes did not commit"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
