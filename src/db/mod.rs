@@ -1,7 +1,9 @@
 //! Storage: the connection enum and pool, embedded migrations, schema, rows and queries.
 //!
 //! Handlers never touch a connection directly: they hand a closure to [`Db::run`], which
-//! runs it on the blocking thread pool so database work never stalls the async runtime.
+//! runs it on the blocking thread pool so database work never stalls the async runtime, or,
+//! for the writes committed in groups, to [`Db::write`], which queues it for the pool's writer
+//! thread ([`group`]).
 
 /// Runs the same diesel statement on whichever backend `$conn` is, for the statements the
 /// multi-backend connection cannot run itself (multi-row inserts, `ON CONFLICT`).
