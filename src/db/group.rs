@@ -12,7 +12,7 @@
 //! Why: with one transaction per request the commit is most of a small write's cost. On
 //! SQLite every commit appends each page it changed (the table's, each index's, the
 //! journal's, the key's) to the log again, and each pooled connection re-reads the pages the
-//! others' commits changed; writes took turns anyway ([`super::conn::sqlite_turn`]). One
+//! others' commits changed; writes took turns anyway (`conn::sqlite_turn`). One
 //! connection doing all of the writing keeps its page cache and writes a shared page once a
 //! group. The group forms by itself: while one group commits, the next requests queue, so a
 //! lone request commits alone and waits for nobody.
