@@ -141,16 +141,6 @@ async fn writes_queued_behind_a_lock_commit_as_one_group(backend: Backend) {
     assert_eq!(verified["ok"], true, "{verified}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_writes_queued_behind_a_lock_commit_as_one_group() {
-    writes_queued_behind_a_lock_commit_as_one_group(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_writes_queued_behind_a_lock_commit_as_one_group() {
-    writes_queued_behind_a_lock_commit_as_one_group(Backend::Postgres).await;
-}
-
 /// A pool with group commit on, migrated.
 fn grouped_db(url: &str) -> Db {
     let settings = PoolSettings {
@@ -277,16 +267,6 @@ async fn a_failed_write_rolls_back_alone(backend: Backend) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_a_failed_write_rolls_back_alone() {
-    a_failed_write_rolls_back_alone(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_a_failed_write_rolls_back_alone() {
-    a_failed_write_rolls_back_alone(Backend::Postgres).await;
-}
-
 #[derive(QueryableByName)]
 struct TempStore {
     #[diesel(sql_type = diesel::sql_types::Integer)]
@@ -385,12 +365,8 @@ async fn a_failed_commit_fails_every_write_and_replays_nothing(backend: Backend)
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_a_failed_commit_fails_every_write_and_replays_nothing() {
-    a_failed_commit_fails_every_write_and_replays_nothing(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_a_failed_commit_fails_every_write_and_replays_nothing() {
-    a_failed_commit_fails_every_write_and_replays_nothing(Backend::Postgres).await;
-}
+for_both_backends!(
+    writes_queued_behind_a_lock_commit_as_one_group,
+    a_failed_write_rolls_back_alone,
+    a_failed_commit_fails_every_write_and_replays_nothing,
+);

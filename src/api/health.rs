@@ -81,7 +81,7 @@ impl Metrics {
         registry.register(Box::new(spare_pages.clone()))?;
         let db_tasks = IntCounter::new(
             "db_tasks_total",
-            "Database tasks run, each a hop to the blocking thread pool and a pooled connection",
+            "Database tasks run, each a hop to the blocking thread pool and a pooled connection, or to the group writer",
         )?;
         registry.register(Box::new(db_tasks.clone()))?;
         let write_groups = IntCounter::new(

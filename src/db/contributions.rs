@@ -60,20 +60,19 @@ pub fn insert(
                     .execute(c)?;
             }
         }
-        // One row (a single POST) goes in as one row, not as a batch of one: diesel keeps a
-        // one-row statement prepared, and never a batch's.
-        _ if rows.len() == 1 && tags.is_empty() => {
-            for row in rows {
+        _ => {
+            if let [row] = rows {
+                // One row (a single POST) goes in as one row, not as a batch of one: diesel
+                // keeps a one-row statement prepared, and never a batch's.
                 diesel::insert_into(contributions::table)
                     .values(row)
                     .execute(conn)?;
-            }
-        }
-        _ => {
-            for chunk in rows.chunks(INSERT_CHUNK) {
-                on_backend!(conn, |c| diesel::insert_into(contributions::table)
-                    .values(chunk)
-                    .execute(c)?);
+            } else {
+                for chunk in rows.chunks(INSERT_CHUNK) {
+                    on_backend!(conn, |c| diesel::insert_into(contributions::table)
+                        .values(chunk)
+                        .execute(c)?);
+                }
             }
             for chunk in tags.chunks(INSERT_CHUNK) {
                 on_backend!(conn, |c| diesel::insert_into(contribution_tags::table)

@@ -106,7 +106,7 @@ impl GroupWriter {
         let theirs = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("db-writer".into())
-            .spawn(move || Writer::new(setup).serve(&theirs))?;
+            .spawn(move || Writer { setup, conn: None }.serve(&theirs))?;
         Ok(Self {
             shared,
             thread: Some(thread),
@@ -282,10 +282,6 @@ struct Writer {
 }
 
 impl Writer {
-    fn new(setup: Setup) -> Self {
-        Self { setup, conn: None }
-    }
-
     fn serve(mut self, shared: &Shared) {
         while let Some(group) = next_group(shared) {
             let mut live = Vec::with_capacity(group.len());

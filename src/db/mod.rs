@@ -152,8 +152,9 @@ impl Db {
             .map_err(|e| DbError::Unavailable(e.to_string()))
     }
 
-    /// How many database tasks ([`Db::run`]) have run on this pool: each a hop to the
-    /// blocking pool and back and a pooled connection.
+    /// How many database tasks have run on this pool: each a hop to another thread and back,
+    /// the blocking pool's with a pooled connection ([`Db::run`]) or the group writer's
+    /// ([`Db::write`]).
     pub fn tasks_run(&self) -> u64 {
         self.tasks.load(Ordering::Relaxed)
     }

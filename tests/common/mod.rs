@@ -485,6 +485,26 @@ pub fn work(hours: &str) -> Value {
     json!({ "kind": "work", "quantity": hours, "unit": "hours", "occurred_at": "2026-01-15T10:00:00Z" })
 }
 
+/// Runs each named scenario `async fn name(backend: Backend)` on SQLite and on PostgreSQL,
+/// for scenarios that build their own server or pool.
+#[macro_export]
+macro_rules! for_both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::common::Backend::Sqlite).await;
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name($crate::common::Backend::Postgres).await;
+                }
+            }
+        )*
+    };
+}
+
 /// Runs each named scenario `async fn name(app: TestApp)` on SQLite and on PostgreSQL.
 #[macro_export]
 macro_rules! on_both_backends {
