@@ -46,6 +46,28 @@ fn both_backends_create_the_same_tables_and_columns() {
     assert_eq!(sqlite, postgres);
 }
 
+/// Reverts migrations until `version` and every later one are undone.
+fn down_to_before(conn: &mut holoptic::db::conn::AnyConnection, version: &str) {
+    use diesel_migrations::MigrationHarness;
+    use holoptic::db::conn::AnyConnection;
+
+    loop {
+        let applied = match &mut *conn {
+            AnyConnection::Postgres(pg) => pg.applied_migrations(),
+            AnyConnection::Sqlite(lite) => lite.applied_migrations(),
+        }
+        .expect("applied");
+        if !applied.iter().any(|v| v.to_string() == version) {
+            return;
+        }
+        match &mut *conn {
+            AnyConnection::Postgres(pg) => pg.revert_last_migration(db::POSTGRES_MIGRATIONS),
+            AnyConnection::Sqlite(lite) => lite.revert_last_migration(db::SQLITE_MIGRATIONS),
+        }
+        .expect("down one");
+    }
+}
+
 #[derive(diesel::QueryableByName)]
 struct OfNetwork {
     #[diesel(sql_type = diesel::sql_types::Text)]
@@ -58,28 +80,12 @@ struct OfNetwork {
 /// contribution's network, and the outcomes stay append-only.
 fn outcomes_get_their_networks(backend: Backend) {
     use diesel::RunQueryDsl;
-    use diesel_migrations::MigrationHarness;
-    use holoptic::db::conn::AnyConnection;
 
     let (_db, url) = TestDb::create(backend);
     let mut conn = establish(&DatabaseUrl::parse(&url).expect("url")).expect("connect");
     db::migrate(&mut conn).expect("up");
     // Back to just before 000011 (and whatever came after it).
-    let before = |conn: &mut AnyConnection| {
-        let applied = match conn {
-            AnyConnection::Postgres(pg) => pg.applied_migrations(),
-            AnyConnection::Sqlite(lite) => lite.applied_migrations(),
-        }
-        .expect("applied");
-        !applied.iter().any(|v| v.to_string() == "20261203000011")
-    };
-    while !before(&mut conn) {
-        match &mut conn {
-            AnyConnection::Postgres(pg) => pg.revert_last_migration(db::POSTGRES_MIGRATIONS),
-            AnyConnection::Sqlite(lite) => lite.revert_last_migration(db::SQLITE_MIGRATIONS),
-        }
-        .expect("down one");
-    }
+    down_to_before(&mut conn, "20261203000011");
     let at = "'2026-01-01 00:00:00'";
     for (i, network) in ["n1", "n2"].iter().enumerate() {
         for sql in [
@@ -138,4 +144,144 @@ fn outcomes_get_their_networks_on_sqlite() {
 #[test]
 fn outcomes_get_their_networks_on_postgres() {
     outcomes_get_their_networks(Backend::Postgres);
+}
+
+#[derive(diesel::QueryableByName)]
+struct Text {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    text: String,
+}
+
+/// Migration 000013 (fewer pages per write): the sealer's queue keeps its entries, keyed by
+/// network and entry; `corrects` stays unique, now in an index of the corrections alone, which
+/// the corrections read uses.
+fn fewer_pages_per_write(backend: Backend) {
+    use diesel::RunQueryDsl;
+
+    let (_db, url) = TestDb::create(backend);
+    let mut conn = establish(&DatabaseUrl::parse(&url).expect("url")).expect("connect");
+    db::migrate(&mut conn).expect("up");
+    down_to_before(&mut conn, "20261206000013");
+    let at = "'2026-01-01 00:00:00'";
+    let contribution = |id: &str, corrects: &str| {
+        format!(
+            "INSERT INTO contributions (id, network_id, agent_id, recorded_by, kind, quantity, \
+             unit, description, corrects, occurred_at, recorded_at) \
+             VALUES ('{id}', 'n1', 'a1', 'a1', 'work', '1', 'hours', 'x', {corrects}, {at}, {at})"
+        )
+    };
+    for sql in [
+        format!(
+            "INSERT INTO networks (id, slug, name, description, join_policy, visibility, \
+             approvals_required, rejections_required, created_at, updated_at) \
+             VALUES ('n1', 'net-n1', 'N', '', 'open', 'public', 1, 1, {at}, {at})"
+        ),
+        format!(
+            "INSERT INTO agents (id, display_name, wallet_address, created_at) \
+             VALUES ('a1', 'A', NULL, {at})"
+        ),
+        contribution("c0", "NULL"),
+        contribution("c1", "'c0'"),
+        "INSERT INTO journal_unsealed (entry_id, network_id) VALUES ('e1', 'n1')".to_owned(),
+    ] {
+        diesel::sql_query(sql).execute(&mut conn).expect("old rows");
+    }
+    db::migrate(&mut conn).expect("up again");
+
+    let queued: Vec<OfNetwork> =
+        diesel::sql_query("SELECT entry_id AS contribution_id, network_id FROM journal_unsealed")
+            .load(&mut conn)
+            .expect("queue");
+    let queued: Vec<(&str, &str)> = queued
+        .iter()
+        .map(|q| (q.contribution_id.as_str(), q.network_id.as_str()))
+        .collect();
+    assert_eq!(queued, [("e1", "n1")]);
+    assert!(
+        diesel::sql_query(
+            "INSERT INTO journal_unsealed (entry_id, network_id) VALUES ('e1', 'n1')"
+        )
+        .execute(&mut conn)
+        .is_err(),
+        "an entry is queued once"
+    );
+
+    // Contributions without `corrects` are not in the index; a second correction of c0 is
+    // still refused.
+    diesel::sql_query(contribution("c2", "NULL"))
+        .execute(&mut conn)
+        .expect("a second contribution that corrects nothing");
+    assert!(
+        diesel::sql_query(contribution("c3", "'c0'"))
+            .execute(&mut conn)
+            .is_err(),
+        "c0 is corrected once"
+    );
+    let (definition, plan) = match backend {
+        Backend::Sqlite => (
+            "SELECT sql AS text FROM sqlite_master WHERE name = 'contributions_corrects'",
+            "EXPLAIN QUERY PLAN SELECT corrects FROM contributions \
+             WHERE recorded_at <= '2027-01-01' AND corrects >= 'c0' AND corrects <= 'c9'",
+        ),
+        Backend::Postgres => (
+            "SELECT indexdef AS text FROM pg_indexes WHERE indexname = 'contributions_corrects'",
+            // The planner's other choices turned off, as for the pages of a computation.
+            "EXPLAIN SELECT corrects FROM contributions \
+             WHERE recorded_at <= '2027-01-01' AND corrects >= 'c0' AND corrects <= 'c9'",
+        ),
+    };
+    let definition = diesel::sql_query(definition)
+        .get_result::<Text>(&mut conn)
+        .expect("index")
+        .text;
+    assert!(
+        definition.contains("WHERE") && definition.contains("corrects IS NOT NULL"),
+        "{definition}"
+    );
+    if matches!(backend, Backend::Postgres) {
+        diesel::sql_query("SET enable_seqscan = off")
+            .execute(&mut conn)
+            .expect("set");
+    }
+    #[derive(diesel::QueryableByName)]
+    struct Step {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        #[diesel(column_name = "detail")]
+        sqlite: String,
+    }
+    #[derive(diesel::QueryableByName)]
+    struct PgStep {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        #[diesel(column_name = "QUERY PLAN")]
+        postgres: String,
+    }
+    let plan: Vec<String> = match backend {
+        Backend::Sqlite => diesel::sql_query(plan)
+            .load::<Step>(&mut conn)
+            .expect("plan")
+            .into_iter()
+            .map(|s| s.sqlite)
+            .collect(),
+        Backend::Postgres => diesel::sql_query(plan)
+            .load::<PgStep>(&mut conn)
+            .expect("plan")
+            .into_iter()
+            .map(|s| s.postgres)
+            .collect(),
+    };
+    assert!(
+        plan.iter()
+            .any(|step| step.contains("contributions_corrects")),
+        "{plan:?}"
+    );
+}
+
+#[test]
+fn fewer_pages_per_write_on_sqlite() {
+    fewer_pages_per_write(Backend::Sqlite);
+}
+
+#[test]
+fn fewer_pages_per_write_on_postgres() {
+    fewer_pages_per_write(Backend::Postgres);
 }

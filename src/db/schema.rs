@@ -350,7 +350,7 @@ diesel::table! {
 }
 
 diesel::table! {
-    journal_unsealed (entry_id) {
+    journal_unsealed (network_id, entry_id) {
         entry_id -> Text,
         network_id -> Text,
     }
