@@ -250,13 +250,22 @@ pub(crate) fn record(
         )));
     }
     let network_id = access.network.id;
-    let currencies: Vec<Currency> = db::networks::currencies(conn, &network_id)?
-        .into_iter()
-        .map(|c| Currency {
-            code: c.code,
-            scale: u32::try_from(c.scale).unwrap_or(0),
-        })
-        .collect();
+    // Most contributions (work in hours, say) cannot be in a currency: their units have no
+    // upper-case letter. Then the currencies are not read (a round trip on PostgreSQL).
+    let currencies: Vec<Currency> = if raws
+        .iter()
+        .any(|r| contribution::needs_currencies(r.kind, &r.unit))
+    {
+        db::networks::currencies(conn, &network_id)?
+            .into_iter()
+            .map(|c| Currency {
+                code: c.code,
+                scale: u32::try_from(c.scale).unwrap_or(0),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let at = now();
     let now_utc = utc(at);
     let mut drafts: Vec<ContributionDraft> = Vec::with_capacity(raws.len());

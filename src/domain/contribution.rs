@@ -176,6 +176,15 @@ fn parse_label(field: &str, raw: &str) -> Result<String, FieldError> {
     }
 }
 
+/// Whether checking a contribution of `kind` in `unit` needs the network's currencies. A cash
+/// or relationship contribution may be in one, and its error names them; otherwise a unit
+/// can only be a currency code if it has an upper-case letter, since every code starts with
+/// one ([`Currency::parse`]). When this is false, [`parse`] gives the same answer with or
+/// without the currencies, so a write can skip reading them.
+pub fn needs_currencies(kind: Kind, unit: &str) -> bool {
+    matches!(kind, Kind::Cash | Kind::Relationship) || unit.bytes().any(|b| b.is_ascii_uppercase())
+}
+
 fn check_unit(kind: Kind, unit: &str, currencies: &[Currency]) -> Result<Option<u32>, FieldError> {
     let currency = currencies.iter().find(|c| c.code == unit).map(|c| c.scale);
     let fits = match kind {
@@ -385,6 +394,51 @@ mod tests {
 
     fn field_of(r: Result<ContributionDraft, FieldError>) -> String {
         r.err().map(|e| e.field).unwrap_or_default()
+    }
+
+    /// Where [`needs_currencies`] says a contribution does not need the currencies, parsing it
+    /// without them gives the same answer as with them, for every kind, in valid and invalid
+    /// units alike (among them a currency code and a lower-case lookalike).
+    #[test]
+    fn currencies_are_needed_only_where_a_unit_can_be_one() {
+        let now = Utc::now();
+        let kinds = [
+            Kind::Work,
+            Kind::Cash,
+            Kind::Material,
+            Kind::EquipmentUse,
+            Kind::Space,
+            Kind::Citation,
+            Kind::Relationship,
+            Kind::Other,
+        ];
+        let units = [
+            "hours", "days", "each", "kg", "m2_days", "eur", "EUR", "Eur", "x", "", "a b",
+        ];
+        let mut skipped = 0;
+        for kind in kinds {
+            for unit in units {
+                for quantity in ["1", "2.345", "0"] {
+                    if needs_currencies(kind, unit) {
+                        continue;
+                    }
+                    skipped += 1;
+                    let contribution = raw(kind, quantity, unit);
+                    let with = parse(contribution.clone(), &eur(), now);
+                    let without = parse(contribution, &[], now);
+                    assert_eq!(
+                        format!("{with:?}"),
+                        format!("{without:?}"),
+                        "{kind:?} {quantity} {unit:?}"
+                    );
+                }
+            }
+        }
+        assert!(skipped > 100, "{skipped}");
+        assert!(needs_currencies(Kind::Cash, "eur"));
+        assert!(needs_currencies(Kind::Relationship, "each"));
+        assert!(needs_currencies(Kind::Work, "EUR"));
+        assert!(!needs_currencies(Kind::Work, "hours"));
     }
 
     #[test]
