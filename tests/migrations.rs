@@ -285,3 +285,66 @@ fn fewer_pages_per_write_on_sqlite() {
 fn fewer_pages_per_write_on_postgres() {
     fewer_pages_per_write(Backend::Postgres);
 }
+
+/// Migration 000014: the database queues every appended journal entry for the sealer, one at
+/// a time and many in one statement, and dropping the trigger (down) stops it.
+fn appended_entries_are_queued(backend: Backend) {
+    use diesel::prelude::*;
+    use holoptic::db::rows::JournalRow;
+    use holoptic::db::schema::journal_unsealed;
+
+    let (_db, url) = TestDb::create(backend);
+    let mut conn = establish(&DatabaseUrl::parse(&url).expect("url")).expect("connect");
+    db::migrate(&mut conn).expect("up");
+    diesel::sql_query(
+        "INSERT INTO networks (id, slug, name, description, join_policy, visibility, \
+         approvals_required, rejections_required, created_at, updated_at) \
+         VALUES ('n1', 'net-n1', 'N', '', 'open', 'public', 1, 1, \
+         '2026-01-01 00:00:00', '2026-01-01 00:00:00')",
+    )
+    .execute(&mut conn)
+    .expect("network");
+    let entry = |id: &str| JournalRow {
+        id: id.to_owned(),
+        network_id: "n1".to_owned(),
+        recorded_at: chrono::NaiveDate::from_ymd_opt(2026, 1, 1)
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .expect("time"),
+        actor: None,
+        kind: "test".to_owned(),
+        body: "{}".to_owned(),
+    };
+    let queued = |conn: &mut holoptic::db::conn::AnyConnection| -> Vec<(String, String)> {
+        journal_unsealed::table
+            .select((journal_unsealed::network_id, journal_unsealed::entry_id))
+            .order(journal_unsealed::entry_id)
+            .load(conn)
+            .expect("queue")
+    };
+    db::journal::append(&mut conn, &entry("e1")).expect("one");
+    db::journal::append_many(&mut conn, &[entry("e2"), entry("e3"), entry("e4")]).expect("many");
+    let want: Vec<(String, String)> = ["e1", "e2", "e3", "e4"]
+        .iter()
+        .map(|e| ("n1".to_owned(), (*e).to_owned()))
+        .collect();
+    assert_eq!(queued(&mut conn), want);
+
+    down_to_before(&mut conn, "20261206000014");
+    diesel::sql_query(
+        "INSERT INTO journal_entries (id, network_id, recorded_at, actor, kind, body) \
+         VALUES ('e5', 'n1', '2026-01-01 00:00:00', NULL, 'test', '{}')",
+    )
+    .execute(&mut conn)
+    .expect("appended without the trigger");
+    assert_eq!(queued(&mut conn), want, "nothing queues it after down");
+}
+
+#[test]
+fn appended_entries_are_queued_on_sqlite() {
+    appended_entries_are_queued(Backend::Sqlite);
+}
+
+#[test]
+fn appended_entries_are_queued_on_postgres() {
+    appended_entries_are_queued(Backend::Postgres);
+}

@@ -8,39 +8,23 @@ use super::schema::{checkpoints, journal_entries, journal_seals, journal_unseale
 use super::AnyConnection;
 use crate::domain::journal::{canonical, chain_hash, Sealed, GENESIS};
 
-/// Appends an unsealed entry (in the caller's transaction), and queues it for the sealer.
+/// Appends an unsealed entry (in the caller's transaction). The database queues it for the
+/// sealer in the same statement: a trigger on `journal_entries` (migration `000014`) adds it
+/// to `journal_unsealed`.
 pub fn append(conn: &mut AnyConnection, row: &JournalRow) -> QueryResult<()> {
     diesel::insert_into(journal_entries::table)
         .values(row)
-        .execute(conn)?;
-    diesel::insert_into(journal_unsealed::table)
-        .values(queued(row))
         .execute(conn)
         .map(|_| ())
 }
 
-type Queued<'a> = (
-    diesel::dsl::Eq<journal_unsealed::entry_id, &'a str>,
-    diesel::dsl::Eq<journal_unsealed::network_id, &'a str>,
-);
-
-fn queued(row: &JournalRow) -> Queued<'_> {
-    (
-        journal_unsealed::entry_id.eq(row.id.as_str()),
-        journal_unsealed::network_id.eq(row.network_id.as_str()),
-    )
-}
-
-/// Appends many entries with multi-row INSERTs (on the concrete connection).
+/// Appends many entries with multi-row INSERTs (on the concrete connection), queued as
+/// [`append`] queues one.
 pub fn append_many(conn: &mut AnyConnection, rows: &[JournalRow]) -> QueryResult<()> {
     for chunk in rows.chunks(500) {
-        let queue: Vec<Queued<'_>> = chunk.iter().map(queued).collect();
         on_backend!(conn, |c| {
             diesel::insert_into(journal_entries::table)
                 .values(chunk)
-                .execute(c)?;
-            diesel::insert_into(journal_unsealed::table)
-                .values(queue)
                 .execute(c)?
         });
     }

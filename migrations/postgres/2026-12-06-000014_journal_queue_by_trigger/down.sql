@@ -1,0 +1,2 @@
+DROP TRIGGER journal_entries_queue ON journal_entries;
+DROP FUNCTION journal_entries_queue();

@@ -1,0 +1,1 @@
+DROP TRIGGER journal_entries_queue;
