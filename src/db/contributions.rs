@@ -64,9 +64,8 @@ pub fn insert(
             if let [row] = rows {
                 // One row (a single POST) goes in as one row, not as a batch of one: diesel
                 // keeps a one-row statement prepared, and never a batch's.
-                diesel::insert_into(contributions::table)
-                    .values(row)
-                    .execute(conn)?;
+                let insert = diesel::insert_into(contributions::table).values(row);
+                on_backend!(conn, |c| insert.execute(c))?;
             } else {
                 for chunk in rows.chunks(INSERT_CHUNK) {
                     on_backend!(conn, |c| diesel::insert_into(contributions::table)

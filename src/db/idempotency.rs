@@ -55,11 +55,11 @@ pub fn claim(
     request_hash: &str,
     stale_before: NaiveDateTime,
 ) -> QueryResult<Claim> {
-    let existing = idempotency_keys::table
+    let existing = on_backend!(conn, |c| idempotency_keys::table
         .find((scope, key))
         .select(IdempotencyRow::as_select())
-        .get_result(conn)
-        .optional()?;
+        .get_result(c))
+    .optional()?;
     let Some(row) = existing else {
         return Ok(Claim::Fresh);
     };

@@ -12,10 +12,8 @@ use crate::domain::journal::{canonical, chain_hash, Sealed, GENESIS};
 /// sealer in the same statement: a trigger on `journal_entries` (migration `000014`) adds it
 /// to `journal_unsealed`.
 pub fn append(conn: &mut AnyConnection, row: &JournalRow) -> QueryResult<()> {
-    diesel::insert_into(journal_entries::table)
-        .values(row)
-        .execute(conn)
-        .map(|_| ())
+    let insert = diesel::insert_into(journal_entries::table).values(row);
+    on_backend!(conn, |c| insert.execute(c)).map(|_| ())
 }
 
 /// Appends many entries with multi-row INSERTs (on the concrete connection), queued as

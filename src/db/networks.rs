@@ -33,7 +33,7 @@ pub fn find_with_role(
     id_or_slug: &str,
     agent: &str,
 ) -> QueryResult<Option<(NetworkRow, Option<String>)>> {
-    networks::table
+    on_backend!(conn, |c| networks::table
         .left_join(
             memberships::table.on(memberships::network_id
                 .eq(networks::id)
@@ -45,8 +45,8 @@ pub fn find_with_role(
                 .or(networks::slug.eq(id_or_slug)),
         )
         .select((NetworkRow::as_select(), memberships::role.nullable()))
-        .get_result(conn)
-        .optional()
+        .get_result(c))
+    .optional()
 }
 
 /// Finds a network by id or by slug.
