@@ -38,7 +38,9 @@ pub fn in_force(
     network_id: &str,
     at: NaiveDateTime,
 ) -> QueryResult<Option<EquationVersionRow>> {
-    equation_versions::table
+    // On the concrete connection (see `on_backend!`): every read and write of a network's
+    // values looks its equation up.
+    on_backend!(conn, |c| equation_versions::table
         .filter(equation_versions::network_id.eq(network_id))
         .filter(equation_versions::effective_from.le(at))
         .order((
@@ -46,8 +48,8 @@ pub fn in_force(
             equation_versions::version.desc(),
         ))
         .select(EquationVersionRow::as_select())
-        .first(conn)
-        .optional()
+        .first(c))
+    .optional()
 }
 
 /// The next version number.
@@ -108,14 +110,15 @@ pub fn list_proposals(
 
 /// Proposals of a network with no outcome yet.
 pub fn undecided(conn: &mut AnyConnection, network_id: &str) -> QueryResult<Vec<ProposalRow>> {
-    proposals::table
+    // On the concrete connection (see `on_backend!`): every shares read settles proposals.
+    on_backend!(conn, |c| proposals::table
         .filter(proposals::network_id.eq(network_id))
         .filter(
             proposals::id.ne_all(proposal_outcomes::table.select(proposal_outcomes::proposal_id)),
         )
         .order(proposals::id)
         .select(ProposalRow::as_select())
-        .load(conn)
+        .load(c))
 }
 
 /// (yes, no, abstain) of a proposal.

@@ -97,8 +97,9 @@ pub fn version(conn: &mut AnyConnection, network_id: &str) -> QueryResult<i64> {
         .filter(journal_unsealed::network_id.eq(network_id))
         .count()
         .single_value();
+    // On the concrete connection (see `on_backend!`): every kept shares read checks it.
     let (head, waiting): (Option<i64>, Option<i64>) =
-        diesel::select((head, waiting)).get_result(conn)?;
+        on_backend!(conn, |c| diesel::select((head, waiting)).get_result(c))?;
     Ok(head.unwrap_or(0).saturating_add(waiting.unwrap_or(0)))
 }
 

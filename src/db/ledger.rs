@@ -67,10 +67,11 @@ pub fn entries_of(conn: &mut AnyConnection, tx_id: &str) -> QueryResult<Vec<Entr
 
 /// The cached balance of an account.
 pub fn balance(conn: &mut AnyConnection, network_id: &str, account: &str) -> QueryResult<Decimal> {
-    Ok(token_balances::table
+    // On the concrete connection (see `on_backend!`): the balance read.
+    let query = token_balances::table
         .find((network_id, account))
-        .select(token_balances::balance_minor)
-        .first::<DbDecimal>(conn)
+        .select(token_balances::balance_minor);
+    Ok(on_backend!(conn, |c| query.first::<DbDecimal>(c))
         .optional()?
         .map_or(Decimal::ZERO, |d| d.0))
 }
