@@ -3,7 +3,7 @@
 mod common;
 
 use common::{Backend, TestDb};
-use holoptic::db::{self, conn::establish, DatabaseUrl};
+use holoptic::db::{self, conn::establish, conn::AnyConnection, DatabaseUrl};
 
 fn names(dir: &str) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
@@ -23,9 +23,7 @@ fn trees_have_the_same_migrations() {
 }
 
 fn columns_after_up_down_up(backend: Backend) -> Vec<String> {
-    let (_db, url) = TestDb::create(backend);
-    let mut conn = establish(&DatabaseUrl::parse(&url).expect("url")).expect("connect");
-    db::migrate(&mut conn).expect("up");
+    let (_db, mut conn) = migrated(backend);
     let first = db::describe_columns(&mut conn).expect("columns");
     db::revert_all(&mut conn).expect("down");
     assert!(
@@ -46,10 +44,18 @@ fn both_backends_create_the_same_tables_and_columns() {
     assert_eq!(sqlite, postgres);
 }
 
+/// A fresh database on `backend` with every migration applied (it lasts as long as the
+/// `TestDb`).
+fn migrated(backend: Backend) -> (TestDb, AnyConnection) {
+    let (test_db, url) = TestDb::create(backend);
+    let mut conn = establish(&DatabaseUrl::parse(&url).expect("url")).expect("connect");
+    db::migrate(&mut conn).expect("up");
+    (test_db, conn)
+}
+
 /// Reverts migrations until `version` and every later one are undone.
-fn down_to_before(conn: &mut holoptic::db::conn::AnyConnection, version: &str) {
+fn down_to_before(conn: &mut AnyConnection, version: &str) {
     use diesel_migrations::MigrationHarness;
-    use holoptic::db::conn::AnyConnection;
 
     loop {
         let applied = match &mut *conn {
@@ -68,6 +74,37 @@ fn down_to_before(conn: &mut holoptic::db::conn::AnyConnection, version: &str) {
     }
 }
 
+/// When the rows the tests below write by hand happened and were recorded.
+const AT: &str = "'2026-01-01 00:00:00'";
+
+/// A network `id`, as a row written by hand.
+fn network_sql(id: &str) -> String {
+    format!(
+        "INSERT INTO networks (id, slug, name, description, join_policy, visibility, \
+         approvals_required, rejections_required, created_at, updated_at) \
+         VALUES ('{id}', 'net-{id}', 'N', '', 'open', 'public', 1, 1, {AT}, {AT})"
+    )
+}
+
+/// An agent `id`, as a row written by hand.
+fn agent_sql(id: &str) -> String {
+    format!(
+        "INSERT INTO agents (id, display_name, wallet_address, created_at) \
+         VALUES ('{id}', 'A', NULL, {AT})"
+    )
+}
+
+/// An hour of work `id` by `agent` in `network`, correcting `corrects` (SQL: `NULL` or a
+/// quoted id), as a row written by hand.
+fn contribution_sql(id: &str, network: &str, agent: &str, corrects: &str) -> String {
+    format!(
+        "INSERT INTO contributions (id, network_id, agent_id, recorded_by, kind, quantity, \
+         unit, description, corrects, occurred_at, recorded_at) \
+         VALUES ('{id}', '{network}', '{agent}', '{agent}', 'work', '1', 'hours', 'x', \
+         {corrects}, {AT}, {AT})"
+    )
+}
+
 #[derive(diesel::QueryableByName)]
 struct OfNetwork {
     #[diesel(sql_type = diesel::sql_types::Text)]
@@ -81,31 +118,17 @@ struct OfNetwork {
 fn outcomes_get_their_networks(backend: Backend) {
     use diesel::RunQueryDsl;
 
-    let (_db, url) = TestDb::create(backend);
-    let mut conn = establish(&DatabaseUrl::parse(&url).expect("url")).expect("connect");
-    db::migrate(&mut conn).expect("up");
+    let (_db, mut conn) = migrated(backend);
     // Back to just before 000011 (and whatever came after it).
     down_to_before(&mut conn, "20261203000011");
-    let at = "'2026-01-01 00:00:00'";
     for (i, network) in ["n1", "n2"].iter().enumerate() {
         for sql in [
-            format!(
-                "INSERT INTO networks (id, slug, name, description, join_policy, visibility, \
-                 approvals_required, rejections_required, created_at, updated_at) \
-                 VALUES ('{network}', 'net-{network}', 'N', '', 'open', 'public', 1, 1, {at}, {at})"
-            ),
-            format!(
-                "INSERT INTO agents (id, display_name, wallet_address, created_at) \
-                 VALUES ('a{i}', 'A', NULL, {at})"
-            ),
-            format!(
-                "INSERT INTO contributions (id, network_id, agent_id, recorded_by, kind, \
-                 quantity, unit, description, occurred_at, recorded_at) \
-                 VALUES ('c{i}', '{network}', 'a{i}', 'a{i}', 'work', '1', 'hours', 'x', {at}, {at})"
-            ),
+            network_sql(network),
+            agent_sql(&format!("a{i}")),
+            contribution_sql(&format!("c{i}"), network, &format!("a{i}"), "NULL"),
             format!(
                 "INSERT INTO contribution_outcomes (contribution_id, status, decided_at) \
-                 VALUES ('c{i}', 'validated', {at})"
+                 VALUES ('c{i}', 'validated', {AT})"
             ),
             format!("INSERT INTO contribution_tags (contribution_id, tag) VALUES ('c{i}', 't')"),
         ] {
@@ -158,28 +181,12 @@ struct Text {
 fn fewer_pages_per_write(backend: Backend) {
     use diesel::RunQueryDsl;
 
-    let (_db, url) = TestDb::create(backend);
-    let mut conn = establish(&DatabaseUrl::parse(&url).expect("url")).expect("connect");
-    db::migrate(&mut conn).expect("up");
+    let (_db, mut conn) = migrated(backend);
     down_to_before(&mut conn, "20261206000013");
-    let at = "'2026-01-01 00:00:00'";
-    let contribution = |id: &str, corrects: &str| {
-        format!(
-            "INSERT INTO contributions (id, network_id, agent_id, recorded_by, kind, quantity, \
-             unit, description, corrects, occurred_at, recorded_at) \
-             VALUES ('{id}', 'n1', 'a1', 'a1', 'work', '1', 'hours', 'x', {corrects}, {at}, {at})"
-        )
-    };
+    let contribution = |id: &str, corrects: &str| contribution_sql(id, "n1", "a1", corrects);
     for sql in [
-        format!(
-            "INSERT INTO networks (id, slug, name, description, join_policy, visibility, \
-             approvals_required, rejections_required, created_at, updated_at) \
-             VALUES ('n1', 'net-n1', 'N', '', 'open', 'public', 1, 1, {at}, {at})"
-        ),
-        format!(
-            "INSERT INTO agents (id, display_name, wallet_address, created_at) \
-             VALUES ('a1', 'A', NULL, {at})"
-        ),
+        network_sql("n1"),
+        agent_sql("a1"),
         contribution("c0", "NULL"),
         contribution("c1", "'c0'"),
         "INSERT INTO journal_unsealed (entry_id, network_id) VALUES ('e1', 'n1')".to_owned(),
@@ -293,17 +300,10 @@ fn appended_entries_are_queued(backend: Backend) {
     use holoptic::db::rows::JournalRow;
     use holoptic::db::schema::journal_unsealed;
 
-    let (_db, url) = TestDb::create(backend);
-    let mut conn = establish(&DatabaseUrl::parse(&url).expect("url")).expect("connect");
-    db::migrate(&mut conn).expect("up");
-    diesel::sql_query(
-        "INSERT INTO networks (id, slug, name, description, join_policy, visibility, \
-         approvals_required, rejections_required, created_at, updated_at) \
-         VALUES ('n1', 'net-n1', 'N', '', 'open', 'public', 1, 1, \
-         '2026-01-01 00:00:00', '2026-01-01 00:00:00')",
-    )
-    .execute(&mut conn)
-    .expect("network");
+    let (_db, mut conn) = migrated(backend);
+    diesel::sql_query(network_sql("n1"))
+        .execute(&mut conn)
+        .expect("network");
     let entry = |id: &str| JournalRow {
         id: id.to_owned(),
         network_id: "n1".to_owned(),
@@ -314,7 +314,7 @@ fn appended_entries_are_queued(backend: Backend) {
         kind: "test".to_owned(),
         body: "{}".to_owned(),
     };
-    let queued = |conn: &mut holoptic::db::conn::AnyConnection| -> Vec<(String, String)> {
+    let queued = |conn: &mut AnyConnection| -> Vec<(String, String)> {
         journal_unsealed::table
             .select((journal_unsealed::network_id, journal_unsealed::entry_id))
             .order(journal_unsealed::entry_id)
@@ -330,12 +330,7 @@ fn appended_entries_are_queued(backend: Backend) {
     assert_eq!(queued(&mut conn), want);
 
     down_to_before(&mut conn, "20261206000014");
-    diesel::sql_query(
-        "INSERT INTO journal_entries (id, network_id, recorded_at, actor, kind, body) \
-         VALUES ('e5', 'n1', '2026-01-01 00:00:00', NULL, 'test', '{}')",
-    )
-    .execute(&mut conn)
-    .expect("appended without the trigger");
+    db::journal::append(&mut conn, &entry("e5")).expect("appended without the trigger");
     assert_eq!(queued(&mut conn), want, "nothing queues it after down");
 }
 
