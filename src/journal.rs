@@ -46,6 +46,18 @@ pub fn record_text(
     Ok(())
 }
 
+/// The entry [`record_text`] appends, for a caller that writes it in one statement with the
+/// change it records ([`crate::db::together`]). None for a kind that announces a webhook
+/// event: that one must go through [`record_text`], which also queues the deliveries.
+pub(crate) fn plain_entry(
+    network_id: &str,
+    actor: Option<&str>,
+    kind: &str,
+    body: String,
+) -> Option<JournalRow> {
+    (!crate::webhooks::announces(kind)).then(|| entry(network_id, actor, kind, body))
+}
+
 /// A new, unsealed entry recorded now.
 fn entry(network_id: &str, actor: Option<&str>, kind: &str, body: String) -> JournalRow {
     JournalRow {

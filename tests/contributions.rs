@@ -13,6 +13,7 @@ on_both_backends!(
     filters_and_pages,
     bots_record_on_behalf,
     idempotent_retries,
+    stale_claims_are_taken_over,
     bad_input_writes_nothing,
     cross_network_access_refused,
     csv_import_dry_run_then_all_or_nothing,
@@ -422,6 +423,187 @@ async fn idempotent_retries(app: TestApp) {
     )
     .await
     .assert_problem(422, Some("Idempotency-Key"));
+}
+
+/// A key left `in_progress` long ago, by an earlier version that claimed keys before
+/// writing and whose process died, is taken over by the next request with it. On PostgreSQL
+/// the single POST's one-statement write finds the key's row there, fails whole, and goes
+/// the way of a transaction, which takes the row over.
+async fn stale_claims_are_taken_over(app: TestApp) {
+    app.network("lab", json!({})).await;
+    let ada = app.join("lab", "Ada").await;
+    let key = [("idempotency-key", "left-behind")];
+    let first = app
+        .send(Method::POST, PATH, Some(&ada.token), Some(work("3")), &key)
+        .await
+        .ok(201);
+    app.sql(
+        "UPDATE idempotency_keys SET state = 'in_progress', status_code = NULL, \
+         content_type = NULL, response_body = NULL, created_at = '2026-01-01 00:00:00' \
+         WHERE idem_key = 'left-behind'",
+    );
+    let again = app
+        .send(Method::POST, PATH, Some(&ada.token), Some(work("3")), &key)
+        .await;
+    assert_eq!(again.status.as_u16(), 201, "{:?}", again.body);
+    assert_ne!(again.body["id"], first["id"], "the request ran again");
+    assert_eq!(app.count_contributions("lab", None).await, 2);
+    let replay = app
+        .send(Method::POST, PATH, Some(&ada.token), Some(work("3")), &key)
+        .await;
+    assert_eq!(
+        replay.body, again.body,
+        "the key now holds the second answer"
+    );
+    assert_eq!(app.count_contributions("lab", None).await, 2);
+    app.get("/v1/networks/lab/journal/verify", Some(&ada.token))
+        .await
+        .ok(200);
+}
+
+/// On PostgreSQL a single contribution, its tags, its journal entry and its request's key
+/// go in as one statement: all of their rows, or none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_statement_writes_all_or_nothing_on_postgres() {
+    use diesel::prelude::*;
+    use holoptic::db::contributions::insert_together;
+    use holoptic::db::idempotency::is_key_taken;
+    use holoptic::db::rows::{now, ContributionRow, IdempotencyRow, JournalRow, TagRow};
+    use holoptic::db::schema::{
+        contribution_tags, contributions, idempotency_keys, journal_entries, journal_seals,
+        journal_unsealed, networks,
+    };
+    use holoptic::db::types::DbDecimal;
+    use holoptic::db::AnyConnection;
+
+    let app = TestApp::spawn(common::Backend::Postgres).await;
+    app.network("lab", json!({})).await;
+    let ada = app.join("lab", "Ada").await;
+    let url = holoptic::db::DatabaseUrl::parse(&app.database_url).expect("url");
+    let AnyConnection::Postgres(mut pg) = holoptic::db::conn::establish(&url).expect("connect")
+    else {
+        panic!("a PostgreSQL test database");
+    };
+    let network_id: String = networks::table
+        .filter(networks::slug.eq("lab"))
+        .select(networks::id)
+        .first(&mut pg)
+        .expect("network");
+    let at = now();
+    let rows = |n: &str| {
+        let id = format!("{n}-contribution");
+        let row = ContributionRow {
+            id: id.clone(),
+            network_id: network_id.clone(),
+            agent_id: ada.id.clone(),
+            recorded_by: ada.id.clone(),
+            kind: "work".into(),
+            quantity: DbDecimal("2.5".parse().expect("decimal")),
+            unit: "hours".into(),
+            skill: None,
+            description: String::new(),
+            evidence_url: None,
+            cites: None,
+            corrects: None,
+            occurred_at: at,
+            recorded_at: at,
+        };
+        let tags = vec![TagRow {
+            contribution_id: id,
+            tag: "design".into(),
+            network_id: network_id.clone(),
+        }];
+        let entry = JournalRow {
+            id: format!("{n}-entry"),
+            network_id: network_id.clone(),
+            recorded_at: at,
+            actor: Some(ada.id.clone()),
+            kind: "contribution.recorded".into(),
+            body: "{}".into(),
+        };
+        (row, tags, entry)
+    };
+    let key = |k: &str| IdempotencyRow {
+        scope: "one-statement".into(),
+        idem_key: k.into(),
+        request_hash: "hash".into(),
+        state: "done".into(),
+        status_code: Some(201),
+        content_type: Some("application/json".into()),
+        response_body: Some("{}".into()),
+        created_at: at,
+    };
+    let count = |pg: &mut PgConnection, n: &str| -> [i64; 5] {
+        let (id, entry) = (format!("{n}-contribution"), format!("{n}-entry"));
+        let queued: i64 = journal_unsealed::table
+            .filter(journal_unsealed::entry_id.eq(&entry))
+            .count()
+            .get_result(pg)
+            .expect("count");
+        let sealed: i64 = journal_seals::table
+            .filter(journal_seals::entry_id.eq(&entry))
+            .count()
+            .get_result(pg)
+            .expect("count");
+        [
+            contributions::table
+                .find(&id)
+                .count()
+                .get_result(pg)
+                .expect("count"),
+            contribution_tags::table
+                .filter(contribution_tags::contribution_id.eq(&id))
+                .count()
+                .get_result(pg)
+                .expect("count"),
+            journal_entries::table
+                .find(&entry)
+                .count()
+                .get_result(pg)
+                .expect("count"),
+            queued + sealed,
+            idempotency_keys::table
+                .filter(idempotency_keys::idem_key.eq(n))
+                .count()
+                .get_result(pg)
+                .expect("count"),
+        ]
+    };
+
+    // The key's row is there already: the last part fails, and the parts before it with it.
+    diesel::insert_into(idempotency_keys::table)
+        .values(key("taken"))
+        .execute(&mut pg)
+        .expect("key");
+    let (row, tags, entry) = rows("taken");
+    let err = insert_together(&mut pg, &row, &tags, &entry, Some(&key("taken")))
+        .expect_err("the key is taken");
+    assert!(is_key_taken(&err), "{err}");
+    assert_eq!(count(&mut pg, "taken"), [0, 0, 0, 0, 1]);
+
+    // A fresh key: every row, the entry queued for the sealer (or sealed by now).
+    let (row, tags, entry) = rows("fresh");
+    insert_together(&mut pg, &row, &tags, &entry, Some(&key("fresh"))).expect("written");
+    assert_eq!(count(&mut pg, "fresh"), [1, 1, 1, 1, 1]);
+    // Without a key and without tags: the two-part statement.
+    let (row, _, entry) = rows("bare");
+    insert_together(&mut pg, &row, &[], &entry, None).expect("written");
+    assert_eq!(count(&mut pg, "bare"), [1, 0, 1, 1, 0]);
+    // A failure in the last part (an entry whose id is taken) leaves none of the parts before
+    // it: neither the contribution nor the tag given to "bare".
+    let (mut row, tags, entry) = rows("bare");
+    row.id = "another-contribution".into();
+    insert_together(&mut pg, &row, &tags, &entry, None).expect_err("the entry's id is taken");
+    let left: i64 = contributions::table
+        .find("another-contribution")
+        .count()
+        .get_result(&mut pg)
+        .expect("count");
+    assert_eq!(left, 0);
+    assert_eq!(count(&mut pg, "bare"), [1, 0, 1, 1, 0]);
+    app.get("/v1/networks/lab/journal/verify", Some(&ada.token))
+        .await
+        .ok(200);
 }
 
 /// A keyed write is one database task: the key's lookup rides on the write's task (no hop

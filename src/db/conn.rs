@@ -115,7 +115,7 @@ where
 }
 
 /// Whether `conn` is inside a transaction.
-fn in_transaction(conn: &mut AnyConnection) -> diesel::QueryResult<bool> {
+pub fn in_transaction(conn: &mut AnyConnection) -> diesel::QueryResult<bool> {
     transaction_depth(conn).map(|depth| depth.is_some())
 }
 

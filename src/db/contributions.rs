@@ -14,8 +14,12 @@ use diesel::prelude::*;
 use diesel::sql_types::{Bool, Timestamp};
 
 use super::conn::MultiBackend;
-use super::rows::{ContributionRow, OutcomeRow, TagRow, ValidationRow};
-use super::schema::{contribution_outcomes, contribution_tags, contributions, validations};
+use super::rows::{ContributionRow, IdempotencyRow, JournalRow, OutcomeRow, TagRow, ValidationRow};
+use super::schema::{
+    contribution_outcomes, contribution_tags, contributions, idempotency_keys, journal_entries,
+    validations,
+};
+use super::together::Together;
 use super::types::Code;
 use super::AnyConnection;
 use crate::domain::contribution::{Kind, Status};
@@ -38,6 +42,30 @@ pub struct ContributionView {
     pub approvals: i64,
     /// Rejections so far.
     pub rejections: i64,
+}
+
+/// Writes one contribution, its tags, its journal entry and its request's key row (if the
+/// request has a key) in one statement on PostgreSQL ([`super::together`]): outside a
+/// transaction, all of them or none, in one round trip instead of five (`BEGIN`, three
+/// INSERTs, `COMMIT`).
+pub fn insert_together(
+    conn: &mut PgConnection,
+    row: &ContributionRow,
+    tags: &[TagRow],
+    entry: &JournalRow,
+    key: Option<&IdempotencyRow>,
+) -> QueryResult<()> {
+    let contribution = diesel::insert_into(contributions::table).values(row);
+    let journal = diesel::insert_into(journal_entries::table).values(entry);
+    let tagged = || diesel::insert_into(contribution_tags::table).values(tags);
+    let keyed = |key| diesel::insert_into(idempotency_keys::table).values(key);
+    match (tags.is_empty(), key) {
+        (true, None) => Together((contribution, journal)).execute(conn),
+        (true, Some(key)) => Together((contribution, journal, keyed(key))).execute(conn),
+        (false, None) => Together((contribution, tagged(), journal)).execute(conn),
+        (false, Some(key)) => Together((contribution, tagged(), journal, keyed(key))).execute(conn),
+    }
+    .map(|_| ())
 }
 
 /// Inserts contributions and their tags with multi-row INSERTs. The multi-backend

@@ -190,17 +190,9 @@ impl RequestKey {
         }
     }
 
-    /// Records the key with the write: `applied`, or `done` with `response` when the
-    /// handler already has it. Fails with [`KEY_TAKEN`] when another request with the key
-    /// committed first, so the whole write rolls back. The caller marks the outcome once
-    /// the transaction commits ([`RequestKey::committed`]).
-    fn record(
-        &self,
-        conn: &mut AnyConnection,
-        response: Option<(u16, &str, &str)>,
-        now: NaiveDateTime,
-    ) -> QueryResult<()> {
-        let row = IdempotencyRow {
+    /// The key's row as a write records it: `applied`, or `done` with `response`.
+    fn row(&self, response: Option<(u16, &str, &str)>, now: NaiveDateTime) -> IdempotencyRow {
+        IdempotencyRow {
             scope: self.scope.clone(),
             idem_key: self.key.clone(),
             request_hash: self.request_hash.clone(),
@@ -214,7 +206,20 @@ impl RequestKey {
             content_type: response.map(|(_, c, _)| c.to_owned()),
             response_body: response.map(|(_, _, b)| b.to_owned()),
             created_at: now,
-        };
+        }
+    }
+
+    /// Records the key with the write: `applied`, or `done` with `response` when the
+    /// handler already has it. Fails with [`KEY_TAKEN`] when another request with the key
+    /// committed first, so the whole write rolls back. The caller marks the outcome once
+    /// the transaction commits ([`RequestKey::committed`]).
+    fn record(
+        &self,
+        conn: &mut AnyConnection,
+        response: Option<(u16, &str, &str)>,
+        now: NaiveDateTime,
+    ) -> QueryResult<()> {
+        let row = self.row(response, now);
         let inserted = insert_new(conn, &row)?;
         // A row left `in_progress` by an earlier version is taken over (the lookup already
         // refused a live one); any other existing row means another request won.
@@ -342,6 +347,28 @@ pub fn record_thread_claim(
             Err(e)
         }
     }
+}
+
+/// For a write sent as one statement ([`super::together`]) outside any transaction: takes
+/// the request's key, unless an earlier transaction of the request recorded it, with the row
+/// that records it `done` with `response`, for the statement to insert. A row already there
+/// (another request's with the key, or one left `in_progress` by an earlier version) makes
+/// the statement fail with [`is_key_taken`]; the write then goes the way of a transaction,
+/// which tells the two apart. After the statement: [`RequestKey::committed`] if it
+/// succeeded, [`restore_thread_claim`] if not.
+pub fn take_thread_claim(response: (u16, &str, &str)) -> Option<(RequestKey, IdempotencyRow)> {
+    let key = THREAD_CLAIM.with(|c| c.borrow_mut().take())?;
+    let row = key.row(Some(response), super::rows::now());
+    Some((key, row))
+}
+
+/// Whether `e` is the unique violation of inserting a key's row that is already there.
+pub fn is_key_taken(e: &diesel::result::Error) -> bool {
+    matches!(
+        e,
+        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, info)
+            if info.constraint_name() == Some("idempotency_keys_pkey")
+    )
 }
 
 /// Puts back a key whose transaction rolled back.

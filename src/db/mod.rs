@@ -37,6 +37,7 @@ pub mod networks;
 pub mod rows;
 pub mod schema;
 pub mod siwe;
+pub mod together;
 pub mod types;
 pub mod webhooks;
 
