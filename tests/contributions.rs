@@ -14,6 +14,7 @@ on_both_backends!(
     bots_record_on_behalf,
     idempotent_retries,
     stale_claims_are_taken_over,
+    retries_replay_what_would_now_be_refused,
     bad_input_writes_nothing,
     cross_network_access_refused,
     csv_import_dry_run_then_all_or_nothing,
@@ -459,6 +460,46 @@ async fn stale_claims_are_taken_over(app: TestApp) {
     app.get("/v1/networks/lab/journal/verify", Some(&ada.token))
         .await
         .ok(200);
+}
+
+/// A retry is answered as its key says, even when the write would now be refused. On
+/// PostgreSQL the single POST checks the write before it looks the key up (its one statement
+/// finds the key's row by inserting it), so the 403 it meets here is held back while the
+/// idempotency middleware looks the key up and replays the first answer.
+async fn retries_replay_what_would_now_be_refused(app: TestApp) {
+    let steward = app.network("lab", json!({})).await;
+    let ada = app.join("lab", "Ada").await;
+    let key = [("idempotency-key", "before-the-change")];
+    let first = app
+        .send(Method::POST, PATH, Some(&ada.token), Some(work("2")), &key)
+        .await
+        .ok(201);
+    app.set_role("lab", &steward, &ada, "auditor").await;
+    let retry = app
+        .send(Method::POST, PATH, Some(&ada.token), Some(work("2")), &key)
+        .await;
+    assert_eq!(retry.status.as_u16(), 201, "{:?}", retry.body);
+    assert_eq!(retry.body, first, "the first answer is replayed");
+    assert_eq!(
+        retry
+            .headers
+            .get("idempotent-replayed")
+            .and_then(|v| v.to_str().ok()),
+        Some("true")
+    );
+    // A new request is refused, and its refusal is what its key replays.
+    let fresh = [("idempotency-key", "after-the-change")];
+    let refused = app
+        .send(Method::POST, PATH, Some(&ada.token), Some(work("2")), &fresh)
+        .await;
+    refused.assert_problem(403, None);
+    app.set_role("lab", &steward, &ada, "member").await;
+    let again = app
+        .send(Method::POST, PATH, Some(&ada.token), Some(work("2")), &fresh)
+        .await;
+    assert_eq!(again.status.as_u16(), 403);
+    assert_eq!(again.body, refused.body);
+    assert_eq!(app.count_contributions("lab", None).await, 1);
 }
 
 /// On PostgreSQL a single contribution, its tags, its journal entry and its request's key

@@ -260,10 +260,15 @@ pub(crate) fn record(
 /// A single contribution that corrects none, on PostgreSQL outside any transaction: checked
 /// as [`record`] checks it, then written with its tags, its journal entry and the request's
 /// key, answered `201` with `ContributionOut`, in one statement
-/// ([`db::contributions::insert_together`]). A request is three round trips instead of seven.
-/// None when the write must go the way of a transaction: on SQLite, inside a transaction (the
-/// group writer's), for a correction (which also moves tokens), or when the request's key
-/// already has a row (the transaction tells a live request from one left behind).
+/// ([`db::contributions::insert_together`]). A request is two round trips instead of seven:
+/// the network with the caller's role, and the statement. The request's key is not looked up
+/// first: the statement inserts its row, and fails whole if one is there already
+/// ([`Db::write_looking_key_up_itself`](db::Db::write_looking_key_up_itself)). None when the
+/// write must go the way of a transaction, after the key's lookup: on SQLite, inside a
+/// transaction (the group writer's), for a correction (which also moves tokens), or when the
+/// request's key already has a row (a retry to replay, a request still running, a row left
+/// behind by an earlier version to take over). A 4xx returned from here has the key looked up
+/// by the idempotency middleware before it is given.
 fn record_in_one_statement(
     conn: &mut AnyConnection,
     key: &str,
@@ -535,10 +540,11 @@ pub async fn create_contribution(
     let raw = to_raw(body.0);
     let body = state
         .db
-        .write(move |conn| {
+        .write_looking_key_up_itself(move |conn| {
             if let Some(reply) = record_in_one_statement(conn, &key, caller.0, &raw)? {
                 return Ok(reply);
             }
+            db::idempotency::check_thread_claim(conn)?;
             write_tx_reply(conn, 201, |conn| {
                 let view = record(conn, &key, caller.0, vec![raw], false)?
                     .pop()

@@ -362,6 +362,14 @@ pub fn take_thread_claim(response: (u16, &str, &str)) -> Option<(RequestKey, Ide
     Some((key, row))
 }
 
+/// Looks the request's key up on `conn` (unless done already) for a write that does so itself
+/// ([`super::Db::write_looking_key_up_itself`]); fails with [`DbError::Refused`] when the key
+/// refuses the request. Nothing to do for a request without a key.
+pub fn check_thread_claim(conn: &mut AnyConnection) -> Result<(), DbError> {
+    let key = THREAD_CLAIM.with(|c| c.borrow().clone());
+    key.map_or(Ok(()), |key| key.check(conn))
+}
+
 /// Whether `e` is the unique violation of inserting a key's row that is already there.
 pub fn is_key_taken(e: &diesel::result::Error) -> bool {
     matches!(

@@ -173,6 +173,35 @@ impl Db {
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
+        self.run_keyed(f, KeyLookup::First).await
+    }
+
+    /// Like [`Db::write`], for a write that looks its request's key up itself where it needs
+    /// to ([`idempotency::check_thread_claim`]): a write sent as one statement that inserts
+    /// the key's row finds a row already there by failing, so a fresh key (nearly every
+    /// request's) costs no lookup, one round trip less. Such a write must look the key up
+    /// before anything else it does once that statement failed or was not sent; a write that
+    /// fails with a 4xx without looking it up has it looked up by the idempotency middleware
+    /// before its answer is given (a retry is then answered as the key says). With group
+    /// commit on, the writer looks the key up first, as for any write.
+    pub async fn write_looking_key_up_itself<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut AnyConnection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        if self.writer.is_some() {
+            return self.write(f).await;
+        }
+        self.run_keyed(f, KeyLookup::ByTheWrite).await
+    }
+
+    async fn run_keyed<T, E, F>(&self, f: F, lookup: KeyLookup) -> Result<T, E>
+    where
+        F: FnOnce(&mut AnyConnection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
         let pool = self.pool.clone();
         let checkpoints = self.checkpoints.clone();
         let claim = idempotency::current_claim();
@@ -181,8 +210,14 @@ impl Db {
             let mut conn = pool
                 .get()
                 .map_err(|e| DbError::Unavailable(e.to_string()))?;
-            // The request's key is looked up here, on its first task's connection.
-            if let Some(Err(e)) = claim.as_ref().map(|key| key.check(&mut conn)) {
+            // The request's key is looked up here, on its first task's connection (unless the
+            // task does it itself).
+            let first = lookup == KeyLookup::First;
+            if let Some(Err(e)) = claim
+                .as_ref()
+                .filter(|_| first)
+                .map(|key| key.check(&mut conn))
+            {
                 if !matches!(e, DbError::Refused) {
                     conn::check_after_failure(&mut conn);
                 }
@@ -254,6 +289,15 @@ impl Db {
         })
         .await
     }
+}
+
+/// Who looks a request's key up in a database task ([`Db::run_keyed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyLookup {
+    /// The task, before its work.
+    First,
+    /// The work itself, where it needs to ([`Db::write_looking_key_up_itself`]).
+    ByTheWrite,
 }
 
 /// How long [`Db::run_with_spare`] waits for a new connection to open.
