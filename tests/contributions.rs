@@ -488,14 +488,14 @@ async fn retries_replay_what_would_now_be_refused(app: TestApp) {
         Some("true")
     );
     // A new request is refused, and its refusal is what its key replays.
-    let fresh = [("idempotency-key", "after-the-change")];
+    let new = [("idempotency-key", "after-the-change")];
     let refused = app
-        .send(Method::POST, PATH, Some(&ada.token), Some(work("2")), &fresh)
+        .send(Method::POST, PATH, Some(&ada.token), Some(work("2")), &new)
         .await;
     refused.assert_problem(403, None);
     app.set_role("lab", &steward, &ada, "member").await;
     let again = app
-        .send(Method::POST, PATH, Some(&ada.token), Some(work("2")), &fresh)
+        .send(Method::POST, PATH, Some(&ada.token), Some(work("2")), &new)
         .await;
     assert_eq!(again.status.as_u16(), 403);
     assert_eq!(again.body, refused.body);
