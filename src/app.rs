@@ -87,6 +87,7 @@ impl Application {
                 i64::try_from(config.idempotency_stale_secs).unwrap_or(300),
             ),
             shares: Arc::default(),
+            network_ids: Arc::default(),
         });
         let limit = web::Data::new(BodyLimit(config.max_body_bytes));
         let limiter = web::Data::new(RateLimiter::new(

@@ -15,6 +15,7 @@ on_both_backends!(
     idempotent_retries,
     stale_claims_are_taken_over,
     retries_replay_what_would_now_be_refused,
+    a_slug_given_to_another_network_is_followed,
     bad_input_writes_nothing,
     cross_network_access_refused,
     csv_import_dry_run_then_all_or_nothing,
@@ -507,6 +508,7 @@ async fn retries_replay_what_would_now_be_refused(app: TestApp) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_statement_writes_all_or_nothing_on_postgres() {
     use diesel::prelude::*;
+    use holoptic::db::as_member::insert_as_member;
     use holoptic::db::contributions::insert_together;
     use holoptic::db::idempotency::is_key_taken;
     use holoptic::db::rows::{now, ContributionRow, IdempotencyRow, JournalRow, TagRow};
@@ -541,12 +543,13 @@ async fn one_statement_writes_all_or_nothing_on_postgres() {
             kind: "work".into(),
             quantity: DbDecimal("2.5".parse().expect("decimal")),
             unit: "hours".into(),
-            skill: None,
-            description: String::new(),
-            evidence_url: None,
+            // Every column its own value, so that two columns swapped show.
+            skill: Some("welding".into()),
+            description: "a frame".into(),
+            evidence_url: Some("https://example.org/frame".into()),
             cites: None,
             corrects: None,
-            occurred_at: at,
+            occurred_at: at - chrono::Duration::hours(1),
             recorded_at: at,
         };
         let tags = vec![TagRow {
@@ -642,9 +645,99 @@ async fn one_statement_writes_all_or_nothing_on_postgres() {
         .expect("count");
     assert_eq!(left, 0);
     assert_eq!(count(&mut pg, "bare"), [1, 0, 1, 1, 0]);
+
+    // The statement that also checks who writes: it writes the same rows as the one above,
+    // column for column (its columns are written by hand), ...
+    let (row, _, entry) = rows("member");
+    assert!(insert_as_member(&mut pg, "lab", &row, &entry, Some(&key("member"))).expect("ran"));
+    assert_eq!(count(&mut pg, "member"), [1, 0, 1, 1, 1]);
+    let stored = |pg: &mut PgConnection, n: &str| {
+        let mut c: ContributionRow = contributions::table
+            .find(format!("{n}-contribution"))
+            .select(ContributionRow::as_select())
+            .first(pg)
+            .expect("row");
+        let mut e: JournalRow = journal_entries::table
+            .find(format!("{n}-entry"))
+            .select(JournalRow::as_select())
+            .first(pg)
+            .expect("entry");
+        let mut k: IdempotencyRow = idempotency_keys::table
+            .filter(idempotency_keys::idem_key.eq(n))
+            .select(IdempotencyRow::as_select())
+            .first(pg)
+            .expect("key");
+        (c.id, e.id, k.idem_key) = (String::new(), String::new(), String::new());
+        format!("{c:?} {e:?} {k:?}")
+    };
+    assert_eq!(stored(&mut pg, "member"), stored(&mut pg, "fresh"));
+    // ... by network id as well as by slug, and without a key (the journal entry last);
+    let (row, _, entry) = rows("by-id");
+    assert!(insert_as_member(&mut pg, &network_id, &row, &entry, None).expect("ran"));
+    assert_eq!(count(&mut pg, "by-id"), [1, 0, 1, 1, 0]);
+    // ... and writes nothing at all when the recorder is no member, an auditor, or when the
+    // path names another network.
+    let zed = app.agent("Zed").await;
+    let (mut row, _, entry) = rows("stranger");
+    row.recorded_by = zed.id.clone();
+    assert!(!insert_as_member(&mut pg, "lab", &row, &entry, Some(&key("stranger"))).expect("ran"));
+    assert_eq!(count(&mut pg, "stranger"), [0, 0, 0, 0, 0]);
+    let (row, _, entry) = rows("elsewhere");
+    assert!(!insert_as_member(&mut pg, "another-lab", &row, &entry, None).expect("ran"));
+    assert_eq!(count(&mut pg, "elsewhere"), [0, 0, 0, 0, 0]);
+    diesel::sql_query(format!(
+        "UPDATE memberships SET role = 'auditor' WHERE agent_id = '{}'",
+        ada.id
+    ))
+    .execute(&mut pg)
+    .expect("role");
+    let (row, _, entry) = rows("auditor");
+    assert!(!insert_as_member(&mut pg, "lab", &row, &entry, Some(&key("auditor"))).expect("ran"));
+    assert_eq!(count(&mut pg, "auditor"), [0, 0, 0, 0, 0]);
+    // A key that is taken fails it whole, as above.
+    diesel::sql_query(format!(
+        "UPDATE memberships SET role = 'member' WHERE agent_id = '{}'",
+        ada.id
+    ))
+    .execute(&mut pg)
+    .expect("role");
+    let (row, _, entry) = rows("again");
+    let err = insert_as_member(&mut pg, "lab", &row, &entry, Some(&key("taken")))
+        .expect_err("the key is taken");
+    assert!(is_key_taken(&err), "{err}");
+    assert_eq!(count(&mut pg, "again")[..4], [0, 0, 0, 0]);
     app.get("/v1/networks/lab/journal/verify", Some(&ada.token))
         .await
         .ok(200);
+}
+
+/// A path's network is remembered by single writes (on PostgreSQL they then go in one round
+/// trip), but never trusted: when the slug names another network, the write lands there.
+async fn a_slug_given_to_another_network_is_followed(app: TestApp) {
+    app.network("lab", json!({})).await;
+    let ada = app.join("lab", "Ada").await;
+    let first = app.post(PATH, Some(&ada.token), work("1")).await.ok(201);
+    let again = app.post(PATH, Some(&ada.token), work("2")).await.ok(201);
+    assert_eq!(again["network_id"], first["network_id"]);
+    app.sql("UPDATE networks SET slug = 'old-lab' WHERE slug = 'lab'");
+    let steward = app.network("lab", json!({})).await;
+    // Not a member of the new "lab": refused, and nothing is written to the old one.
+    app.post(PATH, Some(&ada.token), work("3"))
+        .await
+        .assert_problem(403, None);
+    app.post("/v1/networks/lab/members", Some(&ada.token), json!({}))
+        .await
+        .ok(201);
+    let moved = app.post(PATH, Some(&ada.token), work("4")).await.ok(201);
+    assert_ne!(moved["network_id"], first["network_id"]);
+    assert_eq!(
+        app.count_contributions("old-lab", Some(&ada.token)).await,
+        2
+    );
+    assert_eq!(
+        app.count_contributions("lab", Some(&steward.token)).await,
+        1
+    );
 }
 
 /// A keyed write is one database task: the key's lookup rides on the write's task (no hop

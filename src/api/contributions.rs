@@ -2,9 +2,10 @@
 //! Never edited: a correction is a new contribution whose `corrects` names the earlier one.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use actix_web::{get, post, web, HttpResponse};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -17,7 +18,7 @@ use super::{
 use crate::auth::{Authenticated, Caller};
 use crate::db::conn::{write_tx_reply, REPLY_CONTENT_TYPE};
 use crate::db::contributions::{ContributionView, ListFilter};
-use crate::db::rows::{now, ContributionRow, TagRow};
+use crate::db::rows::{now, ContributionRow, IdempotencyRow, JournalRow, TagRow};
 use crate::db::types::DbDecimal;
 use crate::db::{self, AnyConnection};
 use crate::domain::contribution::{self, ContributionDraft, Kind, RawContribution, Status};
@@ -257,20 +258,27 @@ pub(crate) fn record(
     Ok(db::contributions::fresh_views(rows, &tags))
 }
 
-/// A single contribution that corrects none, on PostgreSQL outside any transaction: checked
-/// as [`record`] checks it, then written with its tags, its journal entry and the request's
-/// key, answered `201` with `ContributionOut`, in one statement
-/// ([`db::contributions::insert_together`]). A request is two round trips instead of seven:
-/// the network with the caller's role, and the statement. The request's key is not looked up
-/// first: the statement inserts its row, and fails whole if one is there already
-/// ([`Db::write_looking_key_up_itself`](db::Db::write_looking_key_up_itself)). None when the
-/// write must go the way of a transaction, after the key's lookup: on SQLite, inside a
-/// transaction (the group writer's), for a correction (which also moves tokens), or when the
-/// request's key already has a row (a retry to replay, a request still running, a row left
-/// behind by an earlier version to take over). A 4xx returned from here has the key looked up
-/// by the idempotency middleware before it is given.
+/// A single contribution that corrects none, on PostgreSQL outside any transaction, written
+/// with its tags, its journal entry and the request's key (answered `201` with
+/// `ContributionOut`) in one statement, after one read or none:
+/// - when an earlier request found the network the path names, and the contribution is the
+///   caller's own, in a unit that cannot be a currency, citing none and untagged, it is
+///   written without any read, by a statement that writes only if the caller is a member or a
+///   steward of that network ([`db::as_member::insert_as_member`]): one round trip;
+/// - else, or when that statement wrote nothing, it is checked as [`record`] checks it (the
+///   network with the caller's role, and what else the contribution names), then written by
+///   [`db::contributions::insert_together`]: two round trips.
+///
+/// The request's key is not looked up first: the statement inserts its row, and fails whole
+/// if one is there already ([`Db::write_looking_key_up_itself`](db::Db::write_looking_key_up_itself)).
+/// None when the write must go the way of a transaction, after the key's lookup: on SQLite,
+/// inside a transaction (the group writer's), for a correction (which also moves tokens), or
+/// when the request's key already has a row (a retry to replay, a request still running, a
+/// row left behind by an earlier version to take over). A 4xx returned from here has the key
+/// looked up by the idempotency middleware before it is given.
 fn record_in_one_statement(
     conn: &mut AnyConnection,
+    ids: &NetworkIds,
     key: &str,
     caller: AgentId,
     raw: &RawContribution,
@@ -279,7 +287,89 @@ fn record_in_one_statement(
     if !postgres || raw.corrects.is_some() || db::conn::in_transaction(conn)? {
         return Ok(None);
     }
+    if let Some(network_id) = ids.get(key) {
+        match record_as_member(conn, &network_id, key, caller, raw)? {
+            Written::Yes(reply) => return Ok(Some(reply)),
+            Written::KeyTaken => return Ok(None),
+            Written::No => {}
+        }
+    }
     let checked = check(conn, key, caller, vec![raw.clone()], false)?;
+    ids.put(key, &checked.network_id);
+    let Some((entry, reply)) = entry_and_reply(&checked)? else {
+        return Ok(None);
+    };
+    let AnyConnection::Postgres(pg) = conn else {
+        return Ok(None);
+    };
+    let written = with_key_row(&reply, |key_row| {
+        db::contributions::insert_together(pg, &checked.rows[0], &checked.tags, &entry, key_row)
+            .map(|()| true)
+    })?;
+    Ok(matches!(written, Written::Yes(())).then_some(reply))
+}
+
+/// The one-round-trip write of [`record_in_one_statement`], for the network `network_id` an
+/// earlier request found under `key`; [`Written::No`] when it does not apply or the statement
+/// wrote nothing (the caller is not a member or steward there, or `key` names another
+/// network now).
+fn record_as_member(
+    conn: &mut AnyConnection,
+    network_id: &str,
+    key: &str,
+    caller: AgentId,
+    raw: &RawContribution,
+) -> Result<Written<String>, ApiError> {
+    let caller_id = caller.to_string();
+    let own = raw.agent_id.is_none_or(|a| a == caller);
+    if !own
+        || raw.cites.is_some()
+        || !raw.tags.is_empty()
+        || contribution::needs_currencies(raw.kind, &raw.unit)
+    {
+        return Ok(Written::No);
+    }
+    let at = now();
+    // A draft that does not parse goes the checked way, which answers as it always did.
+    let Ok(draft) = contribution::parse(raw.clone(), &[], utc(at)) else {
+        return Ok(Written::No);
+    };
+    let (row, tags) = new_row(draft, network_id, caller_id.clone(), &caller_id, at);
+    let checked = Checked {
+        network_id: network_id.to_owned(),
+        caller_id,
+        rows: vec![row],
+        tags,
+    };
+    let Some((entry, reply)) = entry_and_reply(&checked)? else {
+        return Ok(Written::No);
+    };
+    let AnyConnection::Postgres(pg) = conn else {
+        return Ok(Written::No);
+    };
+    let written = with_key_row(&reply, |key_row| {
+        db::as_member::insert_as_member(pg, key, &checked.rows[0], &entry, key_row)
+    })?;
+    Ok(match written {
+        Written::Yes(()) => Written::Yes(reply),
+        Written::No => Written::No,
+        Written::KeyTaken => Written::KeyTaken,
+    })
+}
+
+/// What a one-statement write did.
+enum Written<T> {
+    /// It wrote, and this is its answer.
+    Yes(T),
+    /// It wrote nothing: its condition did not hold.
+    No,
+    /// It wrote nothing: a row for the request's key is there already.
+    KeyTaken,
+}
+
+/// A single contribution's journal entry and its `201` answer; None for an entry that must
+/// go through [`crate::journal::record_text`].
+fn entry_and_reply(checked: &Checked) -> Result<Option<(JournalRow, String)>, ApiError> {
     let (kind, body) = checked.journal_body(false)?;
     let Some(entry) =
         crate::journal::plain_entry(&checked.network_id, Some(&checked.caller_id), kind, body)
@@ -296,31 +386,66 @@ fn record_in_one_statement(
         .ok_or_else(|| ApiError::Internal("nothing recorded".into()))?;
     let reply = serde_json::to_string(&to_out(view))
         .map_err(|e| ApiError::Internal(format!("reply: {e}")))?;
-    let AnyConnection::Postgres(pg) = conn else {
-        return Ok(None);
-    };
-    let claim = db::idempotency::take_thread_claim((201, REPLY_CONTENT_TYPE, &reply));
-    let written = db::contributions::insert_together(
-        pg,
-        row,
-        &checked.tags,
-        &entry,
-        claim.as_ref().map(|(_, row)| row),
-    );
-    match (written, claim) {
-        (Ok(()), Some((key, _))) => key.committed(true),
-        (Ok(()), None) => {}
-        (Err(e), claim) => {
-            if let Some((key, _)) = claim {
-                db::idempotency::restore_thread_claim(key);
-            }
-            if db::idempotency::is_key_taken(&e) {
-                return Ok(None);
-            }
-            return Err(e.into());
+    Ok(Some((entry, reply)))
+}
+
+/// Runs a one-statement `write` with the request's key row (`done`, with `reply`), if the
+/// request has a key: the key is marked written if the statement wrote, and put back for the
+/// next write otherwise.
+fn with_key_row(
+    reply: &str,
+    write: impl FnOnce(Option<&IdempotencyRow>) -> diesel::QueryResult<bool>,
+) -> Result<Written<()>, ApiError> {
+    let claim = db::idempotency::take_thread_claim((201, REPLY_CONTENT_TYPE, reply));
+    let written = write(claim.as_ref().map(|(_, row)| row));
+    let (key, _) = match (&written, claim) {
+        (Ok(true), Some((key, _))) => {
+            key.committed(true);
+            return Ok(Written::Yes(()));
         }
+        (_, None) => return finish(written),
+        (_, Some(claim)) => claim,
+    };
+    db::idempotency::restore_thread_claim(key);
+    finish(written)
+}
+
+/// [`with_key_row`]'s answer once its key is dealt with.
+fn finish(written: diesel::QueryResult<bool>) -> Result<Written<()>, ApiError> {
+    match written {
+        Ok(true) => Ok(Written::Yes(())),
+        Ok(false) => Ok(Written::No),
+        Err(e) if db::idempotency::is_key_taken(&e) => Ok(Written::KeyTaken),
+        Err(e) => Err(e.into()),
     }
-    Ok(Some(reply))
+}
+
+/// The networks single writes found, by the path segment (id or slug) that named them, so
+/// that the next write to the same path can go in one round trip ([`record_as_member`]).
+/// Not trusted: the statement that uses an entry writes only if the path still names that
+/// network, so a renamed slug costs one write the checked way, which puts the new entry.
+/// Bounded: emptied when it reaches [`NetworkIds::MAX`] entries.
+#[derive(Debug, Default)]
+pub struct NetworkIds(parking_lot::RwLock<HashMap<String, String>>);
+
+impl NetworkIds {
+    /// Most entries kept.
+    const MAX: usize = 10_000;
+
+    fn get(&self, key: &str) -> Option<String> {
+        self.0.read().get(key).cloned()
+    }
+
+    fn put(&self, key: &str, network_id: &str) {
+        if self.0.read().get(key).is_some_and(|id| id == network_id) {
+            return;
+        }
+        let mut ids = self.0.write();
+        if ids.len() >= Self::MAX {
+            ids.clear();
+        }
+        ids.insert(key.to_owned(), network_id.to_owned());
+    }
 }
 
 /// Drafts checked against the network and the caller's role, as rows ready to store.
@@ -490,28 +615,9 @@ fn check(
                 return Err(err("agent_id", "is not a member of this network"));
             }
         }
-        let id = ContributionId::generate().to_string();
-        tags.extend(d.tags.iter().map(|t| TagRow {
-            contribution_id: id.clone(),
-            tag: t.clone(),
-            network_id: network_id.clone(),
-        }));
-        rows.push(ContributionRow {
-            id,
-            network_id: network_id.clone(),
-            agent_id: agent,
-            recorded_by: caller_id.clone(),
-            kind: d.kind.as_str().into(),
-            quantity: DbDecimal(d.quantity),
-            unit: d.unit,
-            skill: d.skill,
-            description: d.description,
-            evidence_url: d.evidence_url,
-            cites: d.cites.map(|c| c.to_string()),
-            corrects: d.corrects.map(|c| c.to_string()),
-            occurred_at: d.occurred_at.naive_utc(),
-            recorded_at: at,
-        });
+        let (row, row_tags) = new_row(d, &network_id, agent, &caller_id, at);
+        rows.push(row);
+        tags.extend(row_tags);
     }
     Ok(Checked {
         network_id,
@@ -519,6 +625,43 @@ fn check(
         rows,
         tags,
     })
+}
+
+/// A checked draft's row (with a new id) and its tags' rows.
+fn new_row(
+    d: ContributionDraft,
+    network_id: &str,
+    agent: String,
+    caller_id: &str,
+    at: NaiveDateTime,
+) -> (ContributionRow, Vec<TagRow>) {
+    let id = ContributionId::generate().to_string();
+    let tags = d
+        .tags
+        .iter()
+        .map(|t| TagRow {
+            contribution_id: id.clone(),
+            tag: t.clone(),
+            network_id: network_id.to_owned(),
+        })
+        .collect();
+    let row = ContributionRow {
+        id,
+        network_id: network_id.to_owned(),
+        agent_id: agent,
+        recorded_by: caller_id.to_owned(),
+        kind: d.kind.as_str().into(),
+        quantity: DbDecimal(d.quantity),
+        unit: d.unit,
+        skill: d.skill,
+        description: d.description,
+        evidence_url: d.evidence_url,
+        cites: d.cites.map(|c| c.to_string()),
+        corrects: d.corrects.map(|c| c.to_string()),
+        occurred_at: d.occurred_at.naive_utc(),
+        recorded_at: at,
+    };
+    (row, tags)
 }
 
 /// Record a contribution.
@@ -538,10 +681,11 @@ pub async fn create_contribution(
 ) -> Result<HttpResponse, ApiError> {
     let key = path.into_inner();
     let raw = to_raw(body.0);
+    let ids = Arc::clone(&state.network_ids);
     let body = state
         .db
         .write_looking_key_up_itself(move |conn| {
-            if let Some(reply) = record_in_one_statement(conn, &key, caller.0, &raw)? {
+            if let Some(reply) = record_in_one_statement(conn, &ids, &key, caller.0, &raw)? {
                 return Ok(reply);
             }
             db::idempotency::check_thread_claim(conn)?;

@@ -69,6 +69,8 @@ pub struct AppState {
     pub cookie_secure: bool,
     /// The shares tables last computed, per network.
     pub shares: Arc<shares::SharesCache>,
+    /// The networks single contribution writes found, by the path segment that named them.
+    pub network_ids: Arc<contributions::NetworkIds>,
 }
 
 /// Registers every `/v1` handler (and so every documented path).

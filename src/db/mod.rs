@@ -22,6 +22,7 @@ macro_rules! on_backend {
     };
 }
 
+pub mod as_member;
 pub mod checkpoint;
 pub mod conn;
 pub mod contributions;
