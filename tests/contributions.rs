@@ -520,7 +520,7 @@ async fn one_statement_writes_all_or_nothing_on_postgres() {
     use holoptic::db::AnyConnection;
 
     let app = TestApp::spawn(common::Backend::Postgres).await;
-    app.network("lab", json!({})).await;
+    let steward = app.network("lab", json!({})).await;
     let ada = app.join("lab", "Ada").await;
     let url = holoptic::db::DatabaseUrl::parse(&app.database_url).expect("url");
     let AnyConnection::Postgres(mut pg) = holoptic::db::conn::establish(&url).expect("connect")
@@ -685,22 +685,12 @@ async fn one_statement_writes_all_or_nothing_on_postgres() {
     let (row, _, entry) = rows("elsewhere");
     assert!(!insert_as_member(&mut pg, "another-lab", &row, &entry, None).expect("ran"));
     assert_eq!(count(&mut pg, "elsewhere"), [0, 0, 0, 0, 0]);
-    diesel::sql_query(format!(
-        "UPDATE memberships SET role = 'auditor' WHERE agent_id = '{}'",
-        ada.id
-    ))
-    .execute(&mut pg)
-    .expect("role");
+    app.set_role("lab", &steward, &ada, "auditor").await;
     let (row, _, entry) = rows("auditor");
     assert!(!insert_as_member(&mut pg, "lab", &row, &entry, Some(&key("auditor"))).expect("ran"));
     assert_eq!(count(&mut pg, "auditor"), [0, 0, 0, 0, 0]);
     // A key that is taken fails it whole, as above.
-    diesel::sql_query(format!(
-        "UPDATE memberships SET role = 'member' WHERE agent_id = '{}'",
-        ada.id
-    ))
-    .execute(&mut pg)
-    .expect("role");
+    app.set_role("lab", &steward, &ada, "member").await;
     let (row, _, entry) = rows("again");
     let err = insert_as_member(&mut pg, "lab", &row, &entry, Some(&key("taken")))
         .expect_err("the key is taken");

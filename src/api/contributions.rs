@@ -287,8 +287,8 @@ fn record_in_one_statement(
     if !postgres || raw.corrects.is_some() || db::conn::in_transaction(conn)? {
         return Ok(None);
     }
-    if let Some(network_id) = ids.get(key) {
-        match record_as_member(conn, &network_id, key, caller, raw)? {
+    if let (Some(network_id), AnyConnection::Postgres(pg)) = (ids.get(key), &mut *conn) {
+        match record_as_member(pg, &network_id, key, caller, raw)? {
             Written::Yes(reply) => return Ok(Some(reply)),
             Written::KeyTaken => return Ok(None),
             Written::No => {}
@@ -314,7 +314,7 @@ fn record_in_one_statement(
 /// wrote nothing (the caller is not a member or steward there, or `key` names another
 /// network now).
 fn record_as_member(
-    conn: &mut AnyConnection,
+    pg: &mut diesel::PgConnection,
     network_id: &str,
     key: &str,
     caller: AgentId,
@@ -342,9 +342,6 @@ fn record_as_member(
         tags,
     };
     let Some((entry, reply)) = entry_and_reply(&checked)? else {
-        return Ok(Written::No);
-    };
-    let AnyConnection::Postgres(pg) = conn else {
         return Ok(Written::No);
     };
     let written = with_key_row(&reply, |key_row| {
@@ -397,27 +394,20 @@ fn with_key_row(
     write: impl FnOnce(Option<&IdempotencyRow>) -> diesel::QueryResult<bool>,
 ) -> Result<Written<()>, ApiError> {
     let claim = db::idempotency::take_thread_claim((201, REPLY_CONTENT_TYPE, reply));
-    let written = write(claim.as_ref().map(|(_, row)| row));
-    let (key, _) = match (&written, claim) {
-        (Ok(true), Some((key, _))) => {
-            key.committed(true);
-            return Ok(Written::Yes(()));
-        }
-        (_, None) => return finish(written),
-        (_, Some(claim)) => claim,
-    };
-    db::idempotency::restore_thread_claim(key);
-    finish(written)
-}
-
-/// [`with_key_row`]'s answer once its key is dealt with.
-fn finish(written: diesel::QueryResult<bool>) -> Result<Written<()>, ApiError> {
-    match written {
+    let written = match write(claim.as_ref().map(|(_, row)| row)) {
         Ok(true) => Ok(Written::Yes(())),
         Ok(false) => Ok(Written::No),
         Err(e) if db::idempotency::is_key_taken(&e) => Ok(Written::KeyTaken),
-        Err(e) => Err(e.into()),
+        Err(e) => Err(ApiError::from(e)),
+    };
+    if let Some((key, _)) = claim {
+        if matches!(written, Ok(Written::Yes(()))) {
+            key.committed(true);
+        } else {
+            db::idempotency::restore_thread_claim(key);
+        }
     }
+    written
 }
 
 /// The networks single writes found, by the path segment (id or slug) that named them, so

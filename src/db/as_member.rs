@@ -7,6 +7,8 @@ use diesel::query_builder::{AstPass, QueryFragment, QueryId};
 use diesel::sql_types::{Integer, Nullable, Text, Timestamp};
 
 use super::rows::{ContributionRow, IdempotencyRow, JournalRow};
+use super::types::Dec;
+
 /// Pushes each value onto `$out` as a bind parameter of its SQL type, separated by commas.
 macro_rules! binds {
     ($out:ident; $first_type:ty => $first:expr $(, $type:ty => $value:expr)* $(,)?) => {
@@ -17,7 +19,6 @@ macro_rules! binds {
         )*
     };
 }
-use super::types::Dec;
 
 /// Writes what [`super::contributions::insert_together`] writes for a contribution without
 /// tags (the contribution, its journal entry, and the request's key row if it has a key) in
