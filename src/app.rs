@@ -88,6 +88,7 @@ impl Application {
             ),
             shares: Arc::default(),
             network_ids: Arc::default(),
+            member_writes: Arc::default(),
         });
         let limit = web::Data::new(BodyLimit(config.max_body_bytes));
         let limiter = web::Data::new(RateLimiter::new(

@@ -508,7 +508,7 @@ async fn retries_replay_what_would_now_be_refused(app: TestApp) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_statement_writes_all_or_nothing_on_postgres() {
     use diesel::prelude::*;
-    use holoptic::db::as_member::insert_as_member;
+    use holoptic::db::as_member::{insert_as_member, insert_as_members, MemberWrite};
     use holoptic::db::contributions::insert_together;
     use holoptic::db::idempotency::is_key_taken;
     use holoptic::db::rows::{now, ContributionRow, IdempotencyRow, JournalRow, TagRow};
@@ -685,10 +685,59 @@ async fn one_statement_writes_all_or_nothing_on_postgres() {
     let (row, _, entry) = rows("elsewhere");
     assert!(!insert_as_member(&mut pg, "another-lab", &row, &entry, None).expect("ran"));
     assert_eq!(count(&mut pg, "elsewhere"), [0, 0, 0, 0, 0]);
+    // Several writes in one statement (`insert_as_members`): each is written where
+    // `insert_as_member` writes it, and not where it does not, the same rows column for
+    // column; ...
+    let write = |n: &str, network_key: &str, recorded_by: &str, k: Option<&str>| {
+        let (mut row, _, entry) = rows(n);
+        row.recorded_by = recorded_by.to_owned();
+        MemberWrite {
+            network_key: network_key.into(),
+            row,
+            entry,
+            key: k.map(key),
+        }
+    };
+    let group = [
+        write("group-1", "lab", &ada.id, Some("group-1")),
+        write("group-stranger", "lab", &zed.id, Some("group-stranger")),
+        write("group-2", &network_id, &ada.id, None),
+        write(
+            "group-elsewhere",
+            "another-lab",
+            &ada.id,
+            Some("group-elsewhere"),
+        ),
+    ];
+    let written = insert_as_members(&mut pg, &group.iter().collect::<Vec<_>>()).expect("ran");
+    assert_eq!(written, [true, false, true, false]);
+    assert_eq!(count(&mut pg, "group-1"), [1, 0, 1, 1, 1]);
+    assert_eq!(stored(&mut pg, "group-1"), stored(&mut pg, "fresh"));
+    assert_eq!(count(&mut pg, "group-stranger"), [0, 0, 0, 0, 0]);
+    assert_eq!(count(&mut pg, "group-2"), [1, 0, 1, 1, 0]);
+    assert_eq!(count(&mut pg, "group-elsewhere"), [0, 0, 0, 0, 0]);
+    // ... and nothing at all when one of its keys is taken.
+    let group = [
+        write("group-3", "lab", &ada.id, Some("group-3")),
+        write("group-4", "lab", &ada.id, Some("taken")),
+    ];
+    let err =
+        insert_as_members(&mut pg, &group.iter().collect::<Vec<_>>()).expect_err("a key is taken");
+    assert!(is_key_taken(&err), "{err}");
+    assert_eq!(count(&mut pg, "group-3"), [0, 0, 0, 0, 0]);
+    assert_eq!(count(&mut pg, "group-4")[..4], [0, 0, 0, 0]);
     app.set_role("lab", &steward, &ada, "auditor").await;
     let (row, _, entry) = rows("auditor");
     assert!(!insert_as_member(&mut pg, "lab", &row, &entry, Some(&key("auditor"))).expect("ran"));
     assert_eq!(count(&mut pg, "auditor"), [0, 0, 0, 0, 0]);
+    let group = [
+        write("group-auditor", "lab", &ada.id, Some("group-auditor")),
+        write("group-auditor-2", &network_id, &ada.id, None),
+    ];
+    let written = insert_as_members(&mut pg, &group.iter().collect::<Vec<_>>()).expect("ran");
+    assert_eq!(written, [false, false]);
+    assert_eq!(count(&mut pg, "group-auditor"), [0, 0, 0, 0, 0]);
+    assert_eq!(count(&mut pg, "group-auditor-2"), [0, 0, 0, 0, 0]);
     // A key that is taken fails it whole, as above.
     app.set_role("lab", &steward, &ada, "member").await;
     let (row, _, entry) = rows("again");

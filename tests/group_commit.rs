@@ -141,6 +141,96 @@ async fn writes_queued_behind_a_lock_commit_as_one_group(backend: Backend) {
     assert_eq!(verified["ok"], true, "{verified}");
 }
 
+/// On PostgreSQL, with group commit off, single writes that arrive while another is being
+/// written go to the database together, as one statement (`db::gather`): while the first
+/// write waits for a lock, the next six queue behind it and go as one statement. A group
+/// holding two requests with one key fails whole, and each of its writes then goes alone:
+/// every write lands once, and the doubled key writes once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_writes_arriving_together_go_as_one_statement_on_postgres() {
+    let app = TestApp::spawn_configured(Backend::Postgres, |c| c.db_pool_size = 10).await;
+    let steward = app.network("gathered", json!({})).await;
+    let member = app.join("gathered", "Member").await;
+    let metric = |name: &'static str| app.metric(name);
+    let counts = || async {
+        [
+            metric("holoptic_db_gathered_statements_total").await,
+            metric("holoptic_db_gathered_writes_total").await,
+            metric("holoptic_db_gathered_statements_failed_total").await,
+        ]
+    };
+    let post = |key: String| {
+        let (app, token) = (&app, member.token.clone());
+        async move {
+            app.send(
+                Method::POST,
+                "/v1/networks/gathered/contributions",
+                Some(&token),
+                Some(work("2")),
+                &[("idempotency-key", key.as_str())],
+            )
+            .await
+        }
+    };
+    // The first write finds the network; the next ones know it, and gather.
+    post("known".into()).await.ok(201);
+
+    // While write `first` waits for a lock, the writes `keys` queue behind it.
+    let url = app.database_url.as_str();
+    let behind_a_lock = |first: &'static str, keys: Vec<String>| {
+        let post = &post;
+        async move {
+            let holder = hold_lock(Backend::Postgres, url);
+            let rest = async {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                futures_util::future::join_all(keys.into_iter().map(post)).await
+            };
+            let (first, rest) = tokio::join!(post(first.into()), rest);
+            holder.join().expect("the lock was released");
+            first.ok(201);
+            rest.into_iter().map(|r| r.ok(201)).collect::<Vec<Value>>()
+        }
+    };
+
+    // A group of six.
+    let before = counts().await;
+    let rest = behind_a_lock("first", (0..6).map(|i| format!("good-{i}")).collect()).await;
+    let mut ids: Vec<Value> = rest.into_iter().map(|r| r["id"].clone()).collect();
+    ids.sort_by_key(ToString::to_string);
+    ids.dedup();
+    assert_eq!(ids.len(), 6);
+    let after = counts().await;
+    assert_eq!(
+        std::array::from_fn::<_, 3, _>(|i| after[i] - before[i]),
+        [1, 6, 0],
+        "one statement of six writes"
+    );
+
+    // A group of five with one key twice: its statement fails, and each write goes alone.
+    let before = after;
+    let keys = ["more-0", "more-1", "more-2", "twice", "twice"];
+    let answers = behind_a_lock("first-again", keys.map(String::from).into()).await;
+    assert_eq!(answers[3], answers[4], "one key, one contribution");
+    let after = counts().await;
+    assert_eq!(
+        std::array::from_fn::<_, 3, _>(|i| after[i] - before[i]),
+        [0, 0, 1],
+        "one statement failed"
+    );
+
+    // 1 + 1 + 6 + 1 + 4 contributions, each once; the journal verifies.
+    assert_eq!(
+        app.count_contributions("gathered", Some(&steward.token))
+            .await,
+        13
+    );
+    let verified = app
+        .get("/v1/networks/gathered/journal/verify", None)
+        .await
+        .ok(200);
+    assert_eq!(verified["ok"], true, "{verified}");
+}
+
 /// A pool with group commit on, migrated.
 fn grouped_db(url: &str) -> Db {
     let settings = PoolSettings {

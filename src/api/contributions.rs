@@ -16,8 +16,10 @@ use super::{
     Page,
 };
 use crate::auth::{Authenticated, Caller};
+use crate::db::as_member::MemberWrite;
 use crate::db::conn::{write_tx_reply, REPLY_CONTENT_TYPE};
 use crate::db::contributions::{ContributionView, ListFilter};
+use crate::db::gather::Gather;
 use crate::db::rows::{now, ContributionRow, IdempotencyRow, JournalRow, TagRow};
 use crate::db::types::DbDecimal;
 use crate::db::{self, AnyConnection};
@@ -264,7 +266,8 @@ pub(crate) fn record(
 /// - when an earlier request found the network the path names, and the contribution is the
 ///   caller's own, in a unit that cannot be a currency, citing none and untagged, it is
 ///   written without any read, by a statement that writes only if the caller is a member or a
-///   steward of that network ([`db::as_member::insert_as_member`]): one round trip;
+///   steward of that network ([`db::as_member::insert_as_member`]): one round trip, shared
+///   with the single writes that arrive with it ([`db::as_member::insert_gathered`]);
 /// - else, or when that statement wrote nothing, it is checked as [`record`] checks it (the
 ///   network with the caller's role, and what else the contribution names), then written by
 ///   [`db::contributions::insert_together`]: two round trips.
@@ -279,6 +282,7 @@ pub(crate) fn record(
 fn record_in_one_statement(
     conn: &mut AnyConnection,
     ids: &NetworkIds,
+    gather: &Gather<MemberWrite>,
     key: &str,
     caller: AgentId,
     raw: &RawContribution,
@@ -288,7 +292,7 @@ fn record_in_one_statement(
         return Ok(None);
     }
     if let (Some(network_id), AnyConnection::Postgres(pg)) = (ids.get(key), &mut *conn) {
-        match record_as_member(pg, &network_id, key, caller, raw)? {
+        match record_as_member(pg, gather, &network_id, key, caller, raw)? {
             Written::Yes(reply) => return Ok(Some(reply)),
             Written::KeyTaken => return Ok(None),
             Written::No => {}
@@ -315,6 +319,7 @@ fn record_in_one_statement(
 /// network now).
 fn record_as_member(
     pg: &mut diesel::PgConnection,
+    gather: &Gather<MemberWrite>,
     network_id: &str,
     key: &str,
     caller: AgentId,
@@ -344,8 +349,18 @@ fn record_as_member(
     let Some((entry, reply)) = entry_and_reply(&checked)? else {
         return Ok(Written::No);
     };
+    let Checked { mut rows, .. } = checked;
+    let row = rows
+        .pop()
+        .ok_or_else(|| ApiError::Internal("nothing to write".into()))?;
     let written = with_key_row(&reply, |key_row| {
-        db::as_member::insert_as_member(pg, key, &checked.rows[0], &entry, key_row)
+        let write = MemberWrite {
+            network_key: key.to_owned(),
+            row,
+            entry,
+            key: key_row.cloned(),
+        };
+        db::as_member::insert_gathered(pg, gather, write)
     })?;
     Ok(match written {
         Written::Yes(()) => Written::Yes(reply),
@@ -672,10 +687,12 @@ pub async fn create_contribution(
     let key = path.into_inner();
     let raw = to_raw(body.0);
     let ids = Arc::clone(&state.network_ids);
+    let gather = Arc::clone(&state.member_writes);
     let body = state
         .db
         .write_looking_key_up_itself(move |conn| {
-            if let Some(reply) = record_in_one_statement(conn, &ids, &key, caller.0, &raw)? {
+            if let Some(reply) = record_in_one_statement(conn, &ids, &gather, &key, caller.0, &raw)?
+            {
                 return Ok(reply);
             }
             db::idempotency::check_thread_claim(conn)?;

@@ -35,6 +35,9 @@ pub struct Metrics {
     db_tasks: IntCounter,
     write_groups: IntCounter,
     grouped_writes: IntCounter,
+    gathered_groups: IntCounter,
+    gathered_writes: IntCounter,
+    gathered_failed: IntCounter,
 }
 
 impl Metrics {
@@ -94,6 +97,21 @@ impl Metrics {
         )?;
         registry.register(Box::new(write_groups.clone()))?;
         registry.register(Box::new(grouped_writes.clone()))?;
+        let gathered_groups = IntCounter::new(
+            "db_gathered_statements_total",
+            "Statements that wrote several single contribution writes at once (PostgreSQL)",
+        )?;
+        let gathered_writes = IntCounter::new(
+            "db_gathered_writes_total",
+            "Single contribution writes sent in those statements",
+        )?;
+        let gathered_failed = IntCounter::new(
+            "db_gathered_statements_failed_total",
+            "Statements of several single writes that failed, whose writes then went alone",
+        )?;
+        registry.register(Box::new(gathered_groups.clone()))?;
+        registry.register(Box::new(gathered_writes.clone()))?;
+        registry.register(Box::new(gathered_failed.clone()))?;
         Ok(Self {
             registry,
             requests,
@@ -106,6 +124,9 @@ impl Metrics {
             db_tasks,
             write_groups,
             grouped_writes,
+            gathered_groups,
+            gathered_writes,
+            gathered_failed,
         })
     }
 }
@@ -171,6 +192,10 @@ pub async fn metrics(state: web::Data<AppState>, metrics: web::Data<Metrics>) ->
     let (groups, grouped) = state.db.group_counts();
     follow(&metrics.write_groups, groups);
     follow(&metrics.grouped_writes, grouped);
+    let (statements, writes, failed) = state.member_writes.counts();
+    follow(&metrics.gathered_groups, statements);
+    follow(&metrics.gathered_writes, writes);
+    follow(&metrics.gathered_failed, failed);
     let mut buf = Vec::new();
     if let Err(e) = TextEncoder::new().encode(&metrics.registry.gather(), &mut buf) {
         return ApiError::Internal(e.to_string()).into();

@@ -71,6 +71,9 @@ pub struct AppState {
     pub shares: Arc<shares::SharesCache>,
     /// The networks single contribution writes found, by the path segment that named them.
     pub network_ids: Arc<contributions::NetworkIds>,
+    /// Single contribution writes on PostgreSQL, gathered into one statement when they
+    /// arrive together.
+    pub member_writes: Arc<crate::db::gather::Gather<crate::db::as_member::MemberWrite>>,
 }
 
 /// Registers every `/v1` handler (and so every documented path).

@@ -28,6 +28,7 @@ pub mod conn;
 pub mod contributions;
 pub mod distributions;
 pub mod equations;
+pub mod gather;
 pub mod group;
 pub mod history;
 pub mod idempotency;
