@@ -132,29 +132,42 @@ impl<I> Gather<I> {
     ) -> Result<bool, E> {
         let item = Arc::new(item);
         let (turn, told) = sync_channel(1);
-        let lead = {
+        let waiting = Waiting {
+            item: Arc::clone(&item),
+            turn,
+            promoted: false,
+        };
+        let leads_at_once = {
             let mut state = self.state.lock();
-            let lead = state.leaders < self.max_leaders;
-            state.leaders += usize::from(lead);
-            state.queue.push(Waiting {
-                item: Arc::clone(&item),
-                turn,
-                promoted: lead,
-            });
-            lead
-        };
-        if !lead {
-            match wait(&told) {
-                Turn::Done(written) => return Ok(written),
-                Turn::Alone => return alone(conn, &item),
-                Turn::Lead => {}
+            if state.leaders < self.max_leaders {
+                // It takes no queued write: while fewer groups than the most are running,
+                // every write queued has been told to lead.
+                state.leaders += 1;
+                Some(waiting)
+            } else {
+                state.queue.push(waiting);
+                None
             }
-        }
-        let mut lead = Leading {
-            gather: self,
-            group: Vec::new(),
         };
-        lead.take(&item);
+        let mut lead = match leads_at_once {
+            Some(waiting) => Leading {
+                gather: self,
+                group: vec![waiting],
+            },
+            None => {
+                match wait(&told) {
+                    Turn::Done(written) => return Ok(written),
+                    Turn::Alone => return alone(conn, &item),
+                    Turn::Lead => {}
+                }
+                let mut lead = Leading {
+                    gather: self,
+                    group: Vec::new(),
+                };
+                lead.take(&item);
+                lead
+            }
+        };
         let own = lead.group.iter().position(|w| Arc::ptr_eq(&w.item, &item));
         if lead.group.len() == 1 {
             // A group of one: written alone, still leading, so that the requests arriving
