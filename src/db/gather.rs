@@ -293,24 +293,24 @@ mod tests {
         group: impl Fn(&mut (), &[&u32]) -> Group + Send + Sync + 'static,
         alone: fn(&mut (), &u32) -> Answer,
     ) -> (Answer, Vec<thread::Result<Answer>>) {
-        let hold = Arc::new(Barrier::new(2));
+        // A channel, not a barrier: if the first write panics, the test fails instead of
+        // waiting for it forever.
+        let (release, held) = std::sync::mpsc::channel::<()>();
         let first = {
-            let (gather, hold) = (Arc::clone(gather), Arc::clone(&hold));
+            let gather = Arc::clone(gather);
             thread::spawn(move || {
                 gather.write(
                     &mut (),
                     0,
                     |_, _| panic!("the first write is alone"),
                     |_, n| {
-                        hold.wait();
+                        held.recv().expect("released");
                         Ok(even(n))
                     },
                 )
             })
         };
-        while gather.state.lock().leaders == 0 {
-            thread::yield_now();
-        }
+        until(|| gather.state.lock().leaders == 1);
         let queued = others.clone().count();
         let group = Arc::new(group);
         let others: Vec<_> = others
@@ -319,15 +319,23 @@ mod tests {
                 thread::spawn(move || gather.write(&mut (), n, |c, items| group(c, items), alone))
             })
             .collect();
-        while gather.state.lock().queue.len() < queued {
-            thread::yield_now();
-        }
-        hold.wait();
-        let first = first.join().expect("the thread ends");
+        until(|| gather.state.lock().queue.len() == queued);
+        // The first write may be gone (a panic): its join below says so.
+        let _ = release.send(());
+        let first = first.join().expect("the first write ends");
         (
             first,
             others.into_iter().map(thread::JoinHandle::join).collect(),
         )
+    }
+
+    /// Waits until `done` holds, for at most 10 s.
+    fn until(done: impl Fn() -> bool) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !done() {
+            assert!(std::time::Instant::now() < deadline, "waited 10 s");
+            thread::yield_now();
+        }
     }
 
     #[test]
@@ -436,9 +444,7 @@ mod tests {
                 })
             })
             .collect();
-        while gather.state.lock().leaders < 2 {
-            thread::yield_now();
-        }
+        until(|| gather.state.lock().leaders == 2);
         let third = {
             let gather = Arc::clone(&gather);
             thread::spawn(move || {
@@ -450,9 +456,7 @@ mod tests {
                 )
             })
         };
-        while gather.state.lock().queue.is_empty() {
-            thread::yield_now();
-        }
+        until(|| gather.state.lock().queue.len() == 1);
         both.wait();
         let answers: Vec<_> = leaders
             .into_iter()
