@@ -18,6 +18,7 @@
 //! wait, as they would while a statement of theirs ran. A leader that panics tells its group
 //! to write alone, and passes the lead on.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
@@ -27,11 +28,11 @@ use parking_lot::Mutex;
 /// Most writes in one group: bounds one statement's size and what one failure sends back.
 pub const MAX_GROUP: usize = 64;
 
-/// Gathers the writes of type `I` (see the module's doc).
+/// Gathers the writes of type `I` (see the module's doc). One group is written at a time:
+/// with two at once, one group's statement could run while another's commit waited for its
+/// log flush, but the groups were smaller and the rate no higher (`bench/analysis.md`).
 pub struct Gather<I> {
     state: Mutex<State<I>>,
-    /// Most groups written at once.
-    max_leaders: usize,
     /// Groups of two or more whose statement ran, and the writes they held.
     groups: AtomicU64,
     gathered: AtomicU64,
@@ -40,16 +41,16 @@ pub struct Gather<I> {
 }
 
 struct State<I> {
-    queue: Vec<Waiting<I>>,
-    /// Leaders running a group, or told to lead and about to take the queue.
-    leaders: usize,
+    /// The writes waiting. The first is the next leader once it has been told to lead.
+    queue: VecDeque<Waiting<I>>,
+    /// Whether a leader is writing a group, or has been told to lead and not yet taken the
+    /// queue.
+    leading: bool,
 }
 
 struct Waiting<I> {
     item: Arc<I>,
     turn: SyncSender<Turn>,
-    /// Told to lead the next group, and not yet taken the queue.
-    promoted: bool,
 }
 
 /// What a waiting request is told.
@@ -62,25 +63,12 @@ enum Turn {
     Lead,
 }
 
-/// Most groups written at once by default. With two, one group's statement could run while
-/// another's commit waits for its log flush; measured, the groups were smaller and the rate
-/// no higher (`bench/analysis.md`), so one.
-pub const LEADERS: usize = 1;
-
 impl<I> Default for Gather<I> {
     fn default() -> Self {
-        Self::new(LEADERS)
-    }
-}
-
-impl<I> Gather<I> {
-    /// Gathers with at most `max_leaders` groups written at once (at least one).
-    pub fn new(max_leaders: usize) -> Self {
         Self {
-            max_leaders: max_leaders.max(1),
             state: Mutex::new(State {
-                queue: Vec::new(),
-                leaders: 0,
+                queue: VecDeque::new(),
+                leading: false,
             }),
             groups: AtomicU64::new(0),
             gathered: AtomicU64::new(0),
@@ -94,7 +82,7 @@ impl<I> std::fmt::Debug for Gather<I> {
         let state = self.state.lock();
         f.debug_struct("Gather")
             .field("queued", &state.queue.len())
-            .field("leaders", &state.leaders)
+            .field("leading", &state.leading)
             .finish()
     }
 }
@@ -135,18 +123,16 @@ impl<I> Gather<I> {
         let waiting = Waiting {
             item: Arc::clone(&item),
             turn,
-            promoted: false,
         };
+        // A request that leads at once keeps its write out of the queue, so that nothing
+        // joins its group of one between its taking the lead and its write.
         let leads_at_once = {
             let mut state = self.state.lock();
-            if state.leaders < self.max_leaders {
-                // It takes no queued write: while fewer groups than the most are running,
-                // every write queued has been told to lead.
-                state.leaders += 1;
-                Some(waiting)
-            } else {
-                state.queue.push(waiting);
+            if std::mem::replace(&mut state.leading, true) {
+                state.queue.push_back(waiting);
                 None
+            } else {
+                Some(waiting)
             }
         };
         let mut lead = match leads_at_once {
@@ -164,11 +150,10 @@ impl<I> Gather<I> {
                     gather: self,
                     group: Vec::new(),
                 };
-                lead.take(&item);
+                lead.take();
                 lead
             }
         };
-        let own = lead.group.iter().position(|w| Arc::ptr_eq(&w.item, &item));
         if lead.group.len() == 1 {
             // A group of one: written alone, still leading, so that the requests arriving
             // meanwhile queue and go next as one group.
@@ -178,20 +163,16 @@ impl<I> Gather<I> {
         }
         let items: Vec<&I> = lead.group.iter().map(|w| &*w.item).collect();
         let ran = group(conn, &items);
-        match &ran {
+        let counter = match &ran {
             Group::Ran(_) => {
-                self.groups.fetch_add(1, Ordering::Relaxed);
-                self.gathered.fetch_add(
-                    u64::try_from(items.len()).unwrap_or(u64::MAX),
-                    Ordering::Relaxed,
-                );
+                let n = u64::try_from(items.len()).unwrap_or(u64::MAX);
+                self.gathered.fetch_add(n, Ordering::Relaxed);
+                &self.groups
             }
-            Group::Failed => {
-                self.failed.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        let mine = lead.answer(ran, own);
-        match mine {
+            Group::Failed => &self.failed,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        match lead.answer(ran) {
             Some(written) => Ok(written),
             None => alone(conn, &item),
         }
@@ -203,51 +184,41 @@ fn wait(told: &Receiver<Turn>) -> Turn {
     told.recv().unwrap_or(Turn::Alone)
 }
 
-/// The lead of one group. Dropping it passes the lead to the first request queued since, or
-/// ends it; the group's requests still waiting are told to write alone.
+/// The lead of one group, whose first write is the leader's own. Dropping it passes the lead
+/// to the first request queued since, or ends it; the group's requests still waiting are
+/// told to write alone.
 struct Leading<'a, I> {
     gather: &'a Gather<I>,
     group: Vec<Waiting<I>>,
 }
 
 impl<I> Leading<'_, I> {
-    /// Takes the leader's own write `own`, and the writes queued that no other leader was
-    /// told to take (at most [`MAX_GROUP`] in all), as the group.
-    fn take(&mut self, own: &Arc<I>) {
+    /// Takes the queue (at most [`MAX_GROUP`] writes) as the group. The leader was told to
+    /// lead as the first of the queue, and only a leader takes from it, so the leader's own
+    /// write comes first.
+    fn take(&mut self) {
         let mut state = self.gather.state.lock();
-        let queue = std::mem::take(&mut state.queue);
-        for waiting in queue {
-            let mine = Arc::ptr_eq(&waiting.item, own);
-            if mine || (!waiting.promoted && self.group.len() < MAX_GROUP - 1) {
-                self.group.push(waiting);
-            } else {
-                state.queue.push(waiting);
-            }
-        }
+        let n = state.queue.len().min(MAX_GROUP);
+        self.group = state.queue.drain(..n).collect();
     }
 
-    /// Tells each of the group's requests but the leader's own (`own`) how it went, passes
-    /// the lead on, and returns the leader's own answer (None: alone).
-    fn answer(mut self, ran: Group, own: Option<usize>) -> Option<bool> {
+    /// Passes the lead on, tells each of the group's other requests how it went, and returns
+    /// the leader's own answer (None: alone).
+    fn answer(mut self, ran: Group) -> Option<bool> {
         let group = std::mem::take(&mut self.group);
         drop(self);
-        let mut mine = None;
-        for (i, waiting) in group.into_iter().enumerate() {
-            let turn = match &ran {
-                Group::Ran(written) => Turn::Done(written.get(i).copied().unwrap_or(false)),
-                Group::Failed => Turn::Alone,
-            };
-            if Some(i) == own {
-                mine = match turn {
-                    Turn::Done(written) => Some(written),
-                    _ => None,
-                };
-            } else {
-                // A request that is gone (its thread ended) needs no answer.
-                let _ = waiting.turn.send(turn);
-            }
+        let turn = |i: usize| match &ran {
+            Group::Ran(written) => Turn::Done(written.get(i).copied().unwrap_or(false)),
+            Group::Failed => Turn::Alone,
+        };
+        for (i, waiting) in group.iter().enumerate().skip(1) {
+            // A request that is gone (its thread ended) needs no answer.
+            let _ = waiting.turn.send(turn(i));
         }
-        mine
+        match turn(0) {
+            Turn::Done(written) => Some(written),
+            _ => None,
+        }
     }
 }
 
@@ -255,12 +226,11 @@ impl<I> Drop for Leading<'_, I> {
     fn drop(&mut self) {
         {
             let mut state = self.gather.state.lock();
-            match state.queue.iter_mut().find(|w| !w.promoted) {
+            match state.queue.front() {
                 Some(next) => {
-                    next.promoted = true;
                     let _ = next.turn.send(Turn::Lead);
                 }
-                None => state.leaders -= 1,
+                None => state.leading = false,
             }
         }
         for waiting in self.group.drain(..) {
@@ -272,7 +242,6 @@ impl<I> Drop for Leading<'_, I> {
 #[cfg(test)]
 mod tests {
     use std::ops::RangeInclusive;
-    use std::sync::Barrier;
     use std::thread;
 
     use super::*;
@@ -310,7 +279,7 @@ mod tests {
                 )
             })
         };
-        until(|| gather.state.lock().leaders == 1);
+        until(|| gather.state.lock().leading);
         let queued = others.clone().count();
         let group = Arc::new(group);
         let others: Vec<_> = others
@@ -348,13 +317,13 @@ mod tests {
             |_, n| Ok(even(n)),
         );
         assert_eq!(out, Ok(true));
-        assert_eq!(gather.state.lock().leaders, 0);
+        assert!(!gather.state.lock().leading);
     }
 
     /// The writes queued behind a leader go as the next group, each with its own answer.
     #[test]
     fn writes_queued_behind_a_group_go_as_the_next_group() {
-        let gather = Arc::new(Gather::new(1));
+        let gather = Arc::new(Gather::default());
         let groups = Arc::new(Mutex::new(Vec::<Vec<u32>>::new()));
         let seen = Arc::clone(&groups);
         let (first, others) = behind_a_leader(
@@ -380,13 +349,13 @@ mod tests {
         let mut group = groups[0].clone();
         group.sort_unstable();
         assert_eq!(group, vec![1, 2, 3, 4, 5]);
-        assert_eq!(gather.state.lock().leaders, 0);
+        assert!(!gather.state.lock().leading);
     }
 
     /// A group whose statement failed: each of its writes runs alone and gets its own answer.
     #[test]
     fn a_failed_group_sends_each_write_alone() {
-        let gather = Arc::new(Gather::new(1));
+        let gather = Arc::new(Gather::default());
         let (first, others) = behind_a_leader(
             &gather,
             1..=3,
@@ -399,14 +368,14 @@ mod tests {
             .map(|a| a.expect("no write panicked"))
             .collect();
         assert_eq!(answers, vec![Ok(false), Err(2), Ok(false)]);
-        assert_eq!(gather.state.lock().leaders, 0);
+        assert!(!gather.state.lock().leading);
     }
 
     /// A leader that panics in its group's statement: the requests it carried write alone,
     /// and the lead is not lost.
     #[test]
     fn a_leader_that_panics_loses_no_write_and_no_lead() {
-        let gather = Arc::new(Gather::new(1));
+        let gather = Arc::new(Gather::default());
         let (first, others) = behind_a_leader(
             &gather,
             1..=3,
@@ -417,53 +386,8 @@ mod tests {
         // The leader of the group panicked; the two it carried wrote alone.
         assert_eq!(others.iter().filter(|a| a.is_err()).count(), 1);
         assert_eq!(others.iter().filter(|a| a.is_ok()).count(), 2);
-        assert_eq!(gather.state.lock().leaders, 0);
+        assert!(!gather.state.lock().leading);
         let after: Answer = gather.write(&mut (), 8, |_, _| Group::Failed, |_, n| Ok(even(n)));
         assert_eq!(after, Ok(true));
-    }
-
-    /// With two leaders, two lone writes run at once, and a third waits for either.
-    #[test]
-    fn two_leaders_write_at_once() {
-        let gather = Arc::new(Gather::new(2));
-        let both = Arc::new(Barrier::new(3));
-        let leaders: Vec<_> = (0..2u32)
-            .map(|n| {
-                let (gather, both) = (Arc::clone(&gather), Arc::clone(&both));
-                thread::spawn(move || {
-                    gather.write(
-                        &mut (),
-                        n,
-                        |_, _| panic!("each leads alone"),
-                        |_, n| {
-                            // Both are writing at once, or this waits forever.
-                            both.wait();
-                            Ok::<_, u32>(even(n))
-                        },
-                    )
-                })
-            })
-            .collect();
-        until(|| gather.state.lock().leaders == 2);
-        let third = {
-            let gather = Arc::clone(&gather);
-            thread::spawn(move || {
-                gather.write(
-                    &mut (),
-                    3,
-                    |_, _| Group::Failed,
-                    |_, n| Ok::<_, u32>(even(n)),
-                )
-            })
-        };
-        until(|| gather.state.lock().queue.len() == 1);
-        both.wait();
-        let answers: Vec<_> = leaders
-            .into_iter()
-            .map(|t| t.join().expect("the thread ends"))
-            .collect();
-        assert_eq!(answers, vec![Ok(true), Ok(false)]);
-        assert_eq!(third.join().expect("the thread ends"), Ok(false));
-        assert_eq!(gather.state.lock().leaders, 0);
     }
 }
