@@ -2,8 +2,10 @@
 //! contributions, history, computing a distribution, and settling proposals. Runs inside
 //! a handler's database closure; knows nothing of HTTP.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use rust_decimal::Decimal;
@@ -22,7 +24,7 @@ pub struct InForce {
     /// The stored row.
     pub row: EquationVersionRow,
     /// The compiled equation.
-    pub eq: Compiled,
+    pub eq: Arc<Compiled>,
 }
 
 /// Compiles a stored equation body (it compiled when it was proposed).
@@ -46,11 +48,49 @@ pub fn in_force(
     match db::equations::in_force(conn, network_id, at)? {
         None => Ok(None),
         Some(row) => {
-            let eq = compile_body(&row.body)?;
+            let eq = compiled(&row)?;
             Ok(Some(InForce { row, eq }))
         }
     }
 }
+
+/// A stored version's compiled equation, kept by the process once compiled: a version is
+/// never changed (the database refuses updates of `equation_versions`), and an approval, a
+/// contribution's weighing or a shares read looks the one in force up each time. Kept by
+/// network and version, and used only for the same body, so a kept equation never stands in
+/// for another database's version of the same number.
+fn compiled(row: &EquationVersionRow) -> Result<Arc<Compiled>, ApiError> {
+    let key = (row.network_id.clone(), row.version);
+    if let Some(kept) = COMPILED.lock().get(&key).filter(|k| k.body == row.body) {
+        return Ok(Arc::clone(&kept.eq));
+    }
+    let eq = Arc::new(compile_body(&row.body)?);
+    let mut kept = COMPILED.lock();
+    if kept.len() >= MOST_COMPILED_KEPT {
+        kept.clear();
+    }
+    kept.insert(
+        key,
+        Kept {
+            body: row.body.clone(),
+            eq: Arc::clone(&eq),
+        },
+    );
+    Ok(eq)
+}
+
+/// A compiled version and the body it was compiled from.
+struct Kept {
+    body: String,
+    eq: Arc<Compiled>,
+}
+
+/// Compiled versions kept at most (by network and version); past it, all are dropped and
+/// compiled again as they are used.
+const MOST_COMPILED_KEPT: usize = 1024;
+
+static COMPILED: LazyLock<parking_lot::Mutex<HashMap<(String, i32), Kept>>> =
+    LazyLock::new(Default::default);
 
 /// (approvals, rejections) needed now: the equation's, else the network's own setting.
 pub fn thresholds(
@@ -577,5 +617,37 @@ mod tests {
         assert_eq!(to_human(d("1234"), 2), "12.34");
         assert_eq!(to_human(d("5"), 18), "0.000000000000000005");
         assert_eq!(to_human(d("1000"), 0), "1000");
+    }
+
+    fn version(network_id: &str, bucket: &str) -> EquationVersionRow {
+        let eq: ValueEquation = serde_json::from_value(serde_json::json!({
+            "buckets": [{"name": bucket, "share": "straight", "percent": "100",
+                         "pool": {"policy": {"type": "pro_rata", "claim": "equity"}}}],
+        }))
+        .expect("equation");
+        let at = chrono::DateTime::UNIX_EPOCH.naive_utc();
+        EquationVersionRow {
+            network_id: network_id.into(),
+            version: 1,
+            body: serde_json::to_string(&eq).expect("body"),
+            content_hash: String::new(),
+            effective_from: at,
+            adopted_at: at,
+            proposal_id: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_version_is_compiled_once_and_only_for_its_own_body() {
+        let network = uuid::Uuid::now_v7().to_string();
+        let first = compiled(&version(&network, "all")).expect("compiles");
+        let again = compiled(&version(&network, "all")).expect("compiles");
+        assert!(Arc::ptr_eq(&first, &again), "the kept one is used");
+        // The same network and number with another body (another database's version 1):
+        // compiled from its own body, not taken for the kept one.
+        let other = compiled(&version(&network, "everyone")).expect("compiles");
+        assert!(!Arc::ptr_eq(&first, &other));
+        assert_eq!(other.source.buckets[0].name, "everyone");
+        assert_eq!(first.source.buckets[0].name, "all");
     }
 }

@@ -30,7 +30,8 @@ pub fn active(conn: &mut AnyConnection, network_id: &str) -> Result<Option<Activ
     let Some(token) = db::ledger::token(conn, network_id)? else {
         return Ok(None);
     };
-    let rules = accounting::in_force(conn, network_id, now())?.and_then(|f| f.eq.source.token);
+    let rules =
+        accounting::in_force(conn, network_id, now())?.and_then(|f| f.eq.source.token.clone());
     Ok(Some(Active { token, rules }))
 }
 

@@ -235,7 +235,7 @@ pub async fn create_proposal(
                 let at = now();
                 accounting::settle(conn, &network, at)?;
                 let governance = accounting::in_force(conn, &network, at)?
-                    .map_or_else(Governance::default, |f| f.eq.source.governance);
+                    .map_or_else(Governance::default, |f| f.eq.source.governance.clone());
                 let eligible = i32::try_from(db::equations::eligible_voters(conn, &network)?)
                     .unwrap_or(i32::MAX);
                 let row = ProposalRow {
