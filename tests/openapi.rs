@@ -67,6 +67,11 @@ async fn served_spec_and_docs() {
     let health = app.get("/healthz", None).await.ok(200);
     assert_eq!(health["status"], "ok");
     app.get("/readyz", None).await.ok(200);
+    // A routed request is counted under its route's pattern, with the path's values left
+    // out, even when its handler refuses it; a path no route matches, as unmatched.
+    let refused = app.get("/v1/networks/no-such-network", None).await.status;
+    assert!(refused.is_client_error(), "{refused}");
+    app.get("/no/such/route", None).await.ok(404);
     let metrics = app
         .client
         .get(format!("{}/metrics", app.base))
@@ -76,4 +81,13 @@ async fn served_spec_and_docs() {
     let text = metrics.text().await.expect("text");
     assert!(text.contains("holoptic_http_requests_total"));
     assert!(text.contains("route=\"/readyz\""));
+    let counted = |route: &str| {
+        text.lines().any(|l| {
+            l.starts_with("holoptic_http_requests_total{")
+                && l.contains(&format!("route=\"{route}\""))
+        })
+    };
+    assert!(counted("/v1/networks/{network}"), "{text}");
+    assert!(counted("unmatched"), "{text}");
+    assert!(!text.contains("no-such-network"));
 }
