@@ -13,7 +13,6 @@ use diesel::pg::{Pg, PgRowByRowLoadingMode};
 use diesel::prelude::*;
 use diesel::sql_types::{Bool, Timestamp};
 
-use super::conn::MultiBackend;
 use super::rows::{ContributionRow, IdempotencyRow, JournalRow, OutcomeRow, TagRow, ValidationRow};
 use super::schema::{
     contribution_outcomes, contribution_tags, contributions, idempotency_keys, journal_entries,
@@ -534,7 +533,7 @@ type CountedCols = (
 fn sqlite_not_after<QS>(
     column: &'static str,
     at: NaiveDateTime,
-) -> Box<dyn BoxableExpression<QS, MultiBackend, SqlType = Bool>> {
+) -> Box<dyn BoxableExpression<QS, diesel::sqlite::Sqlite, SqlType = Bool>> {
     Box::new(sql::<Bool>(&format!("+{column} <= ")).bind::<Timestamp, _>(at))
 }
 
@@ -735,8 +734,10 @@ pub fn snapshot_page(
                 .load_iter::<CountedCols, PgRowByRowLoadingMode>(pg)?,
             usize::try_from(limit).unwrap_or(0),
         )?,
-        AnyConnection::Sqlite(_) => {
-            page_query!(MultiBackend, sqlite_not_after, &page).load(conn)?
+        // On the concrete connection, as on PostgreSQL: through the multi-backend one each of
+        // a page's fields was decoded through its wrapper (8% of a 52-week preview's CPU).
+        AnyConnection::Sqlite(lite) => {
+            page_query!(diesel::sqlite::Sqlite, sqlite_not_after, &page).load(lite)?
         }
     };
     let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
@@ -756,8 +757,8 @@ pub fn snapshot_page(
                 .load_iter::<_, PgRowByRowLoadingMode>(pg)?,
             rows.len(),
         )?,
-        AnyConnection::Sqlite(_) => {
-            outcomes_query!(sqlite_not_after, network_id, &first, &last, as_of).load(conn)?
+        AnyConnection::Sqlite(lite) => {
+            outcomes_query!(sqlite_not_after, network_id, &first, &last, as_of).load(lite)?
         }
     };
     let by_id: foldhash::HashMap<&str, Option<Status>> = outcome_rows
