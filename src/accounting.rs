@@ -92,18 +92,16 @@ const MOST_COMPILED_KEPT: usize = 1024;
 static COMPILED: LazyLock<parking_lot::Mutex<HashMap<(String, i32), Kept>>> =
     LazyLock::new(Default::default);
 
-/// (approvals, rejections) needed now: the equation's, else the network's own setting.
-pub fn thresholds(
-    conn: &mut AnyConnection,
-    network: &db::rows::NetworkRow,
-) -> Result<(i32, i32), ApiError> {
-    Ok(match in_force(conn, &network.id, db::rows::now())? {
+/// (approvals, rejections) needed under `force`, the equation in force: its own, else the
+/// network's own setting.
+pub fn thresholds(force: Option<&InForce>, network: &db::rows::NetworkRow) -> (i32, i32) {
+    match force {
         Some(f) => (
             f.eq.source.validation.approvals_required,
             f.eq.source.validation.rejections_required,
         ),
         None => (network.approvals_required, network.rejections_required),
-    })
+    }
 }
 
 /// Contributions read a page at a time while computing: memory stays bounded by this, not

@@ -173,17 +173,20 @@ fn mint(
     .map(|_| ())
 }
 
-/// Mints for a contribution that was just validated, when the rules say so.
+/// Mints for a contribution that was just validated, under `force` (the equation in force the
+/// validation read), when the rules say so.
 pub fn on_validated(
     conn: &mut AnyConnection,
     c: &ContributionRow,
     actor: &str,
+    force: Option<&accounting::InForce>,
 ) -> Result<(), ApiError> {
-    let Some(token) = db::ledger::token(conn, &c.network_id)? else {
+    // The equation in force, as the validation read it: it gives both the token rules and
+    // the weighting.
+    let Some(force) = force else {
         return Ok(());
     };
-    // One lookup of the equation in force gives both the token rules and the weighting.
-    let Some(force) = accounting::in_force(conn, &c.network_id, now())? else {
+    let Some(token) = db::ledger::token(conn, &c.network_id)? else {
         return Ok(());
     };
     let Some(rules) = force

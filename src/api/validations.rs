@@ -167,8 +167,11 @@ pub async fn create_validation(
                 let body = serde_json::json!({ "contribution_id": row.contribution_id, "decision": row.decision, "note": row.note });
                 crate::journal::record(conn, &network.id, Some(&row.validator_id), "contribution.validation", body)?;
                 let (approvals, rejections) = db::contributions::counts(conn, &id)?;
+                // One lookup of the equation in force gives the thresholds and, when the
+                // contribution is validated, the mint's rules and weighing.
+                let force = crate::accounting::in_force(conn, &network.id, at)?;
                 let (approvals_required, rejections_required) =
-                    crate::accounting::thresholds(conn, &network)?;
+                    crate::accounting::thresholds(force.as_ref(), &network);
                 let decided = outcome(
                     approvals,
                     rejections,
@@ -189,7 +192,7 @@ pub async fn create_validation(
                     crate::journal::record(conn, &network.id, None, "contribution.decided", body)?;
                     if s == Status::Validated {
                         // Minted in this transaction: exactly once, even if validators race.
-                        crate::tokens::on_validated(conn, &contribution, &validator.to_string())?;
+                        crate::tokens::on_validated(conn, &contribution, &validator.to_string(), force.as_ref())?;
                     }
                 }
                 Ok::<_, ApiError>(ValidationResult {
