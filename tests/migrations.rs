@@ -343,3 +343,153 @@ fn appended_entries_are_queued_on_sqlite() {
 fn appended_entries_are_queued_on_postgres() {
     appended_entries_are_queued(Backend::Postgres);
 }
+
+/// Migration 000015: a contribution whose network, agent or recorder is missing is refused with
+/// a foreign-key violation on both backends (PostgreSQL checks them once a statement, SQLite
+/// with its foreign keys), alone, in a multi-row statement, and in PostgreSQL's `COPY`, which
+/// then writes none of its rows. No network or agent can be deleted or have its id changed;
+/// their other columns can still be edited. Down puts PostgreSQL's foreign keys back.
+fn contribution_references_are_kept(backend: Backend) {
+    use diesel::result::{DatabaseErrorKind, Error};
+    use diesel::RunQueryDsl;
+    use holoptic::db::rows::ContributionRow;
+
+    let (_db, mut conn) = migrated(backend);
+    for sql in [
+        network_sql("n1"),
+        network_sql("n2"),
+        agent_sql("a1"),
+        agent_sql("a2"),
+        contribution_sql("c0", "n1", "a1", "NULL"),
+    ] {
+        diesel::sql_query(sql).execute(&mut conn).expect("rows");
+    }
+    // Refused as a foreign key refuses; PostgreSQL's check names the reference missing.
+    let refused = |out: Result<usize, Error>, what: &str, names: &str| match out {
+        Err(Error::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, info))
+            if matches!(backend, Backend::Sqlite) || info.message().contains(names) => {}
+        other => panic!("{what}: {other:?}"),
+    };
+    let one = |id: &str, network: &str, agent: &str, recorder: &str| {
+        format!(
+            "INSERT INTO contributions (id, network_id, agent_id, recorded_by, kind, quantity, \
+             unit, description, occurred_at, recorded_at) \
+             VALUES ('{id}', '{network}', '{agent}', '{recorder}', 'work', '1', 'hours', 'x', \
+             {AT}, {AT})"
+        )
+    };
+    let count = |conn: &mut AnyConnection| -> i64 {
+        diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+            "(SELECT COUNT(*) FROM contributions)",
+        ))
+        .get_result(conn)
+        .expect("count")
+    };
+    for (sql, what) in [
+        (one("c1", "n9", "a1", "a1"), "network_id n9"),
+        (one("c1", "n1", "a9", "a1"), "agent_id a9"),
+        (one("c1", "n1", "a1", "a9"), "recorded_by a9"),
+    ] {
+        refused(diesel::sql_query(&sql).execute(&mut conn), &sql, what);
+    }
+    let at = chrono::NaiveDate::from_ymd_opt(2026, 1, 1)
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .expect("time");
+    let row = |id: &str, agent: &str| ContributionRow {
+        id: id.to_owned(),
+        network_id: "n2".to_owned(),
+        agent_id: agent.to_owned(),
+        recorded_by: "a2".to_owned(),
+        kind: "work".to_owned(),
+        quantity: holoptic::db::types::DbDecimal(rust_decimal::Decimal::ONE),
+        unit: "hours".to_owned(),
+        skill: None,
+        description: "x".to_owned(),
+        evidence_url: None,
+        cites: None,
+        corrects: None,
+        occurred_at: at,
+        recorded_at: at,
+    };
+    // A batch (`COPY` on PostgreSQL) with one bad row among good ones writes none of them.
+    let batch: Vec<ContributionRow> = (0..50)
+        .map(|i| row(&format!("b{i:02}"), if i == 37 { "a9" } else { "a1" }))
+        .collect();
+    refused(
+        db::contributions::insert(&mut conn, &batch, &[]).map(|()| 0),
+        "a batch with one missing agent",
+        "agent_id a9",
+    );
+    assert_eq!(count(&mut conn), 1, "only c0");
+    let good: Vec<ContributionRow> = (0..50).map(|i| row(&format!("g{i:02}"), "a1")).collect();
+    db::contributions::insert(&mut conn, &good, &[]).expect("a good batch");
+    assert_eq!(count(&mut conn), 51);
+
+    for (sql, what) in [
+        ("DELETE FROM networks WHERE id = 'n2'", "deleting a network"),
+        ("DELETE FROM agents WHERE id = 'a2'", "deleting an agent"),
+        (
+            "UPDATE networks SET id = 'n3' WHERE id = 'n2'",
+            "a network's id",
+        ),
+        (
+            "UPDATE agents SET id = 'a3' WHERE id = 'a2'",
+            "an agent's id",
+        ),
+    ] {
+        assert!(
+            diesel::sql_query(sql).execute(&mut conn).is_err(),
+            "{what} is refused"
+        );
+    }
+    // A network and an agent nothing refers to are kept all the same.
+    diesel::sql_query(network_sql("n4"))
+        .execute(&mut conn)
+        .expect("n4");
+    diesel::sql_query(agent_sql("a4"))
+        .execute(&mut conn)
+        .expect("a4");
+    for sql in [
+        "DELETE FROM networks WHERE id = 'n4'",
+        "DELETE FROM agents WHERE id = 'a4'",
+    ] {
+        assert!(diesel::sql_query(sql).execute(&mut conn).is_err(), "{sql}");
+    }
+    for sql in [
+        "UPDATE networks SET name = 'M', id = id WHERE id = 'n2'",
+        "UPDATE agents SET display_name = 'B', id = id WHERE id = 'a2'",
+    ] {
+        assert_eq!(diesel::sql_query(sql).execute(&mut conn).expect(sql), 1);
+    }
+    if matches!(backend, Backend::Postgres) {
+        assert!(diesel::sql_query("TRUNCATE networks CASCADE")
+            .execute(&mut conn)
+            .is_err());
+        assert!(diesel::sql_query("TRUNCATE agents CASCADE")
+            .execute(&mut conn)
+            .is_err());
+    }
+
+    down_to_before(&mut conn, "20261207000015");
+    refused(
+        diesel::sql_query(one("c1", "n1", "a1", "a9")).execute(&mut conn),
+        "a missing recorder after down",
+        "contributions_recorded_by_fkey",
+    );
+    assert_eq!(
+        diesel::sql_query("DELETE FROM networks WHERE id = 'n4'")
+            .execute(&mut conn)
+            .expect("a network nothing refers to can go after down"),
+        1
+    );
+}
+
+#[test]
+fn contribution_references_are_kept_on_sqlite() {
+    contribution_references_are_kept(Backend::Sqlite);
+}
+
+#[test]
+fn contribution_references_are_kept_on_postgres() {
+    contribution_references_are_kept(Backend::Postgres);
+}
