@@ -97,10 +97,15 @@ fn agent_sql(id: &str) -> String {
 /// An hour of work `id` by `agent` in `network`, correcting `corrects` (SQL: `NULL` or a
 /// quoted id), as a row written by hand.
 fn contribution_sql(id: &str, network: &str, agent: &str, corrects: &str) -> String {
+    recorded_sql(id, network, agent, agent, corrects)
+}
+
+/// As [`contribution_sql`], recorded by `recorder`.
+fn recorded_sql(id: &str, network: &str, agent: &str, recorder: &str, corrects: &str) -> String {
     format!(
         "INSERT INTO contributions (id, network_id, agent_id, recorded_by, kind, quantity, \
          unit, description, corrects, occurred_at, recorded_at) \
-         VALUES ('{id}', '{network}', '{agent}', '{agent}', 'work', '1', 'hours', 'x', \
+         VALUES ('{id}', '{network}', '{agent}', '{recorder}', 'work', '1', 'hours', 'x', \
          {corrects}, {AT}, {AT})"
     )
 }
@@ -371,12 +376,7 @@ fn contribution_references_are_kept(backend: Backend) {
         other => panic!("{what}: {other:?}"),
     };
     let one = |id: &str, network: &str, agent: &str, recorder: &str| {
-        format!(
-            "INSERT INTO contributions (id, network_id, agent_id, recorded_by, kind, quantity, \
-             unit, description, occurred_at, recorded_at) \
-             VALUES ('{id}', '{network}', '{agent}', '{recorder}', 'work', '1', 'hours', 'x', \
-             {AT}, {AT})"
-        )
+        recorded_sql(id, network, agent, recorder, "NULL")
     };
     let count = |conn: &mut AnyConnection| -> i64 {
         diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
