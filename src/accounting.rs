@@ -115,9 +115,10 @@ const HALF_PAGE: i64 = PAGE / 2;
 /// stood at `as_of`, in id order, reading the contributions a page at a time. With a `spare`
 /// connection (outside a transaction only: it reads on its own), every other page is read
 /// and weighed on a second thread while this one reads and weighs its own; `f` still sees
-/// them in order, on this thread. Without one, the pages are read one after another, on
-/// PostgreSQL with its planner pinned to the indexes' order
-/// ([`db::contributions::in_id_order`]).
+/// them in order, on this thread. Without one, the pages are read one after another
+/// ([`db::contributions::each_page`]: on PostgreSQL the next page's query is sent before a
+/// page is weighed, so PostgreSQL produces it meanwhile), with PostgreSQL's planner pinned to
+/// the indexes' order ([`db::contributions::in_id_order`]).
 pub fn each_weighed(
     conn: &mut AnyConnection,
     spare: Option<&mut AnyConnection>,
@@ -137,16 +138,12 @@ pub fn each_weighed(
         return read.in_pairs(conn, spare, &mut f);
     }
     db::contributions::in_id_order(conn, |conn| {
-        let mut after: Option<String> = None;
-        loop {
-            let page = read.page(conn, after.as_deref(), None)?;
-            let full = page.len() >= usize::try_from(PAGE).unwrap_or(usize::MAX);
-            after = page.last().map(|c| c.id.clone());
-            weigh_page(eq, read.cutoff_utc(), page, &mut f)?;
-            if !full {
-                return Ok(());
-            }
-        }
+        db::contributions::each_page(
+            conn,
+            &read.bounds("", None),
+            &eq.source.counting.statuses,
+            |page| weigh_page(eq, read.cutoff_utc(), page, &mut f),
+        )
     })
 }
 
@@ -175,18 +172,30 @@ impl Reader<'_> {
     fn page(
         &self,
         conn: &mut AnyConnection,
-        after: Option<&str>,
+        after: &str,
         upto: Option<&str>,
     ) -> Result<Vec<Counted>, ApiError> {
         Ok(db::contributions::snapshot_page(
             conn,
-            self.network_id,
-            self.cutoff,
-            self.as_of,
+            &self.bounds(after, upto),
+            &self.eq.source.counting.statuses,
+        )?)
+    }
+
+    /// The page after `after`, up to `upto` if given (at most a page).
+    fn bounds<'b>(
+        &'b self,
+        after: &'b str,
+        upto: Option<&'b str>,
+    ) -> db::contributions::PageBounds<'b> {
+        db::contributions::PageBounds {
+            network_id: self.network_id,
+            cutoff: self.cutoff,
+            as_of: self.as_of,
             after,
             upto,
-            PAGE,
-        )?)
+            limit: PAGE,
+        }
     }
 
     /// The page after `after` up to `upto`, weighed.
@@ -196,7 +205,7 @@ impl Reader<'_> {
         after: &str,
         upto: Option<&str>,
     ) -> Result<Vec<Weighed>, ApiError> {
-        let page = self.page(conn, Some(after), upto)?;
+        let page = self.page(conn, after, upto)?;
         let mut out = Vec::with_capacity(page.len());
         weigh_page(self.eq, self.cutoff_utc(), page, &mut |w| {
             out.push(w);

@@ -1167,6 +1167,31 @@ struct Plans {
     statements: i64,
 }
 
+/// The page of `network`'s contributions after `after` as a computation that counts validated
+/// contributions reads it at `at` (on PostgreSQL, one query with the outcomes joined).
+fn read_page(
+    conn: &mut holoptic::db::conn::AnyConnection,
+    network: &str,
+    at: chrono::NaiveDateTime,
+    after: Option<&str>,
+    limit: i64,
+) -> diesel::QueryResult<Vec<holoptic::db::contributions::Counted>> {
+    use holoptic::db::contributions::{snapshot_page, PageBounds};
+    let page = PageBounds {
+        network_id: network,
+        cutoff: at,
+        as_of: at,
+        after: after.unwrap_or(""),
+        upto: None,
+        limit,
+    };
+    snapshot_page(
+        conn,
+        &page,
+        &[holoptic::domain::contribution::Status::Validated],
+    )
+}
+
 /// On PostgreSQL the pages a computation reads are planned for their own network on every
 /// run. A prepared statement that diesel caches gets a generic plan after five runs, chosen
 /// without knowing the network: for a page of one network's contributions it scanned the
@@ -1175,12 +1200,11 @@ struct Plans {
 #[test]
 fn postgres_plans_each_page_for_its_network() {
     use diesel::RunQueryDsl;
-    use holoptic::db::contributions::snapshot_page;
 
     let (_db, mut conn) = migrated_postgres();
     let now = chrono::Utc::now().naive_utc();
     for _ in 0..8 {
-        let page = snapshot_page(&mut conn, "n1", now, now, Some("c1"), None, 5000).expect("page");
+        let page = read_page(&mut conn, "n1", now, Some("c1"), 5000).expect("page");
         assert!(page.is_empty());
     }
     // Statements diesel keeps prepared, with how often each ran on a generic plan.
@@ -1251,10 +1275,10 @@ fn validated_page(
     after: Option<&str>,
     limit: i64,
 ) -> (Vec<holoptic::db::contributions::Counted>, [i64; 3]) {
-    use holoptic::db::contributions::{in_id_order, snapshot_page};
+    use holoptic::db::contributions::in_id_order;
     let now = chrono::Utc::now().naive_utc();
     let read = in_id_order(conn, |c| {
-        let page = snapshot_page(c, network, now, now, after, None, limit)?;
+        let page = read_page(c, network, now, after, limit)?;
         let read = [
             "contributions",
             "contribution_outcomes",
@@ -1285,7 +1309,7 @@ struct Setting {
 #[test]
 fn postgres_reads_pages_in_index_order_without_statistics() {
     use diesel::{Connection, RunQueryDsl};
-    use holoptic::db::contributions::{in_id_order, snapshot_page};
+    use holoptic::db::contributions::in_id_order;
 
     let (_db, mut conn) = migrated_postgres();
     for table in ["contributions", "contribution_outcomes"] {
@@ -1300,7 +1324,7 @@ fn postgres_reads_pages_in_index_order_without_statistics() {
     let now = chrono::Utc::now().naive_utc();
     // A page of 100 of n1's 15,000, from the middle of its history.
     let read = |c: &mut holoptic::db::conn::AnyConnection| {
-        let page = snapshot_page(c, "n1", now, now, Some("c-00010000"), None, 100)?;
+        let page = read_page(c, "n1", now, Some("c-00010000"), 100)?;
         let read = (
             rows_read(c, "contributions"),
             rows_read(c, "contribution_outcomes"),
@@ -1394,7 +1418,6 @@ fn sqlite_pages_read_only_their_networks_outcomes_and_tags() {
     use diesel::connection::{Connection, InstrumentationEvent};
     use diesel::RunQueryDsl;
     use holoptic::db::conn::AnyConnection;
-    use holoptic::db::contributions::snapshot_page;
     use std::sync::{Arc, Mutex};
 
     let (_db, mut conn) = migrated(common::Backend::Sqlite);
@@ -1423,7 +1446,7 @@ fn sqlite_pages_read_only_their_networks_outcomes_and_tags() {
         }
     });
     let now = chrono::Utc::now().naive_utc();
-    let page = snapshot_page(&mut conn, "n7", now, now, None, None, 100).expect("page");
+    let page = read_page(&mut conn, "n7", now, None, 100).expect("page");
     assert_eq!(page.len(), 40);
     assert!(page
         .iter()

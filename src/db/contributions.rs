@@ -516,6 +516,17 @@ pub fn last_decided(
         .get_result(conn)
 }
 
+/// The columns a computation reads of a contribution, as [`CountedCols`].
+type CountedColumns = (
+    contributions::id,
+    contributions::agent_id,
+    contributions::kind,
+    contributions::quantity,
+    contributions::unit,
+    contributions::skill,
+    contributions::occurred_at,
+);
+
 type CountedCols = (
     String,
     String,
@@ -642,13 +653,30 @@ pub fn page_end(
 }
 
 /// What bounds a page of [`snapshot_page`].
-struct PageBounds<'a> {
-    network_id: &'a str,
-    cutoff: NaiveDateTime,
-    as_of: NaiveDateTime,
-    after: &'a str,
-    upto: Option<&'a str>,
-    limit: i64,
+pub struct PageBounds<'a> {
+    /// The network.
+    pub network_id: &'a str,
+    /// Contributions that happened by this time.
+    pub cutoff: NaiveDateTime,
+    /// Contributions recorded, and outcomes decided, by this time.
+    pub as_of: NaiveDateTime,
+    /// The page starts after this id (`""`: from the first).
+    pub after: &'a str,
+    /// The page ends at this id, if given.
+    pub upto: Option<&'a str>,
+    /// Rows at most.
+    pub limit: i64,
+}
+
+impl PageBounds<'_> {
+    /// The same bounds for the page after `after`, to the network's end.
+    fn from<'b>(&'b self, after: &'b str) -> PageBounds<'b> {
+        PageBounds {
+            after,
+            upto: None,
+            ..*self
+        }
+    }
 }
 
 /// The query for a page's contributions, boxed for the backend `$db`, with `$not_after`
@@ -667,15 +695,7 @@ macro_rules! page_query {
         if let Some(upto) = b.upto {
             page = page.filter(contributions::id.le(upto.to_owned()));
         }
-        page.select((
-            contributions::id,
-            contributions::agent_id,
-            contributions::kind,
-            contributions::quantity,
-            contributions::unit,
-            contributions::skill,
-            contributions::occurred_at,
-        ))
+        page.select(CountedColumns::default())
     }};
 }
 
@@ -695,6 +715,38 @@ macro_rules! outcomes_query {
     };
 }
 
+/// The query for a page's contributions on PostgreSQL with their outcomes joined, kept to
+/// those whose outcome by `$as_of` is one of `$statuses`: one read a page. Both sides are
+/// walked in id order, each in its own `(network_id, id)` index from the page's start, and
+/// merged (`contribution_id` is the outcomes' key, so each contribution meets at most one).
+macro_rules! counted_page_query {
+    ($page:expr, $statuses:expr) => {{
+        let b: &PageBounds = $page;
+        let mut page = contributions::table
+            .inner_join(
+                contribution_outcomes::table
+                    .on(contribution_outcomes::contribution_id.eq(contributions::id)),
+            )
+            .filter(contributions::network_id.eq(b.network_id.to_owned()))
+            .filter(contributions::id.gt(b.after.to_owned()))
+            .filter(pg_not_after("contributions.occurred_at", b.cutoff))
+            .filter(pg_not_after("contributions.recorded_at", b.as_of))
+            .filter(contribution_outcomes::network_id.eq(b.network_id.to_owned()))
+            .filter(contribution_outcomes::contribution_id.gt(b.after.to_owned()))
+            .filter(pg_not_after("contribution_outcomes.decided_at", b.as_of))
+            .filter(contribution_outcomes::status.eq_any($statuses))
+            .order(contributions::id)
+            .limit(b.limit)
+            .into_boxed::<Pg>();
+        if let Some(upto) = b.upto {
+            page = page
+                .filter(contributions::id.le(upto.to_owned()))
+                .filter(contribution_outcomes::contribution_id.le(upto.to_owned()));
+        }
+        page.select((CountedColumns::default(), contribution_outcomes::status))
+    }};
+}
+
 /// Collects rows PostgreSQL sends one at a time (`PgRowByRowLoadingMode`). Loaded whole, a
 /// page's rows were all produced and sent by PostgreSQL while this process waited, then
 /// decoded here while PostgreSQL waited; row by row, the two run at the same time.
@@ -706,51 +758,39 @@ fn streamed<T>(rows: impl Iterator<Item = QueryResult<T>>, expected: usize) -> Q
     Ok(out)
 }
 
-/// The network's contributions that happened by `cutoff` and were recorded by `as_of`,
-/// with their status as it stood at `as_of`: the page of at most `limit` after the id
-/// `after`, and up to `upto` if given, in id order. Reading page by page keeps a computation's memory bounded.
-pub fn snapshot_page(
+/// A page of every contribution (counted or not) with its outcome as it stood at `as_of`
+/// (`pending` when it had none), read in two queries: the contributions, then their outcomes.
+fn with_outcomes(
     conn: &mut AnyConnection,
-    network_id: &str,
-    cutoff: NaiveDateTime,
-    as_of: NaiveDateTime,
-    after: Option<&str>,
-    upto: Option<&str>,
-    limit: i64,
-) -> QueryResult<Vec<Counted>> {
-    let page = PageBounds {
-        network_id,
-        cutoff,
-        as_of,
-        after: after.unwrap_or(""),
-        upto,
-        limit,
-    };
+    page: &PageBounds,
+) -> QueryResult<Vec<(CountedCols, Status)>> {
     // On PostgreSQL both reads are decoded as they arrive ([`streamed`]); their bounds are
     // SQL text, so each page is planned with its own parameters ([`pg_not_after`]).
     let rows: Vec<CountedCols> = match conn {
         AnyConnection::Postgres(pg) => streamed(
-            page_query!(Pg, pg_not_after, &page)
+            page_query!(Pg, pg_not_after, page)
                 .load_iter::<CountedCols, PgRowByRowLoadingMode>(pg)?,
-            usize::try_from(limit).unwrap_or(0),
+            usize::try_from(page.limit).unwrap_or(0),
         )?,
         // On the concrete connection, as on PostgreSQL: through the multi-backend one each of
         // a page's fields was decoded through its wrapper (8% of a 52-week preview's CPU).
         AnyConnection::Sqlite(lite) => {
-            page_query!(diesel::sqlite::Sqlite, sqlite_not_after, &page).load(lite)?
+            page_query!(diesel::sqlite::Sqlite, sqlite_not_after, page).load(lite)?
         }
     };
     let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
         return Ok(Vec::new());
     };
     let (first, last) = (first.0.clone(), last.0.clone());
+    let (network_id, as_of) = (page.network_id, page.as_of);
     // Each contribution's outcome as it stood at `as_of`: the network's outcomes in the id
     // range the page covers, one range of the `(network_id, contribution_id)` index, matched
     // in memory. Ids are ordered by time, so with networks writing at the same time the range
     // holds every network's outcomes of that time; by the contribution id alone a page read
-    // them all. A join does not do: SQLite's looks each outcome up on its own (most of a
+    // them all. A join does not do here: SQLite's looks each outcome up on its own (most of a
     // page's cost), and PostgreSQL's merge join cannot walk the network's index in order on
-    // the outer join's nullable side, so it walked the primary key.
+    // the outer join's nullable side, so it walked the primary key. (An inner join can, and
+    // [`snapshot_page`] uses one when contributions without an outcome do not count.)
     let outcome_rows: Vec<(String, Code<Status>)> = match conn {
         AnyConnection::Postgres(pg) => streamed(
             outcomes_query!(pg_not_after, network_id, &first, &last, as_of)
@@ -765,6 +805,135 @@ pub fn snapshot_page(
         .iter()
         .map(|(id, status)| (id.as_str(), status.0))
         .collect();
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let status = by_id
+                .get(row.0.as_str())
+                .copied()
+                .flatten()
+                .unwrap_or(Status::Pending);
+            (row, status)
+        })
+        .collect())
+}
+
+/// The network's contributions that happened by `cutoff` and were recorded by `as_of`,
+/// with their status as it stood at `as_of`: the page of at most `limit` after the id
+/// `after`, and up to `upto` if given, in id order (see [`PageBounds`]). Reading page by page
+/// keeps a computation's memory bounded.
+///
+/// `counting` is the statuses the caller counts. On PostgreSQL, when `pending` is not among
+/// them, the page holds only contributions whose outcome is one of them (or that a correction
+/// supersedes), read with their outcomes in one query, so that those that cannot count never
+/// leave PostgreSQL. Otherwise, and on SQLite, it holds every contribution, read in two
+/// queries ([`with_outcomes`]).
+pub fn snapshot_page(
+    conn: &mut AnyConnection,
+    page: &PageBounds,
+    counting: &[Status],
+) -> QueryResult<Vec<Counted>> {
+    let (network_id, as_of) = (page.network_id, page.as_of);
+    let expected = usize::try_from(page.limit).unwrap_or(0);
+    let rows: Vec<(CountedCols, Status)> = match (joined_statuses(conn, counting), &mut *conn) {
+        (Some(statuses), AnyConnection::Postgres(pg)) => {
+            streamed(joined_rows(pg, page, statuses)?, expected)?
+        }
+        _ => with_outcomes(conn, page)?,
+    };
+    completed(conn, network_id, as_of, rows)
+}
+
+/// The statuses in `counting` as SQL text, when a page may be read with its outcomes joined
+/// (see [`snapshot_page`]), or None.
+fn joined_statuses(conn: &AnyConnection, counting: &[Status]) -> Option<Vec<&'static str>> {
+    (matches!(conn, AnyConnection::Postgres(_)) && !counting.contains(&Status::Pending))
+        .then(|| counting.iter().map(|s| s.as_str()).collect())
+}
+
+/// A page read with its outcomes joined ([`counted_page_query`]): the query is sent now, and
+/// its rows are decoded as they arrive ([`streamed`]) while the iterator is read. Its bounds
+/// are SQL text, so each page is planned with its own parameters ([`pg_not_after`]).
+fn joined_rows<'c>(
+    pg: &'c mut diesel::PgConnection,
+    page: &PageBounds,
+    statuses: Vec<&'static str>,
+) -> QueryResult<impl Iterator<Item = QueryResult<(CountedCols, Status)>> + 'c> {
+    Ok(counted_page_query!(page, statuses)
+        .load_iter::<(CountedCols, Code<Status>), PgRowByRowLoadingMode>(pg)?
+        .map(|row| row.map(|(cols, status)| (cols, status.0.unwrap_or(Status::Pending)))))
+}
+
+/// Each page of [`snapshot_page`] from `first`'s start to the network's last contribution,
+/// handed to `each` in order.
+///
+/// Where a page is one query (PostgreSQL, see [`snapshot_page`]), the next page's query is
+/// sent before `each` runs on a page: PostgreSQL produces the next page while this process
+/// weighs the last, instead of each waiting for the other. The rows PostgreSQL sends wait in
+/// the socket's buffers meanwhile; a page has at most `limit` rows, so two pages at most are
+/// in memory at once.
+pub fn each_page<E>(
+    conn: &mut AnyConnection,
+    first: &PageBounds,
+    counting: &[Status],
+    mut each: impl FnMut(Vec<Counted>) -> Result<(), E>,
+) -> Result<(), E>
+where
+    E: From<diesel::result::Error>,
+{
+    let full = |page: &[Counted]| page.len() >= usize::try_from(first.limit).unwrap_or(usize::MAX);
+    let mut after = first.after.to_owned();
+    let Some(statuses) = joined_statuses(conn, counting) else {
+        loop {
+            let page = snapshot_page(conn, &first.from(&after), counting)?;
+            let more = full(&page);
+            if let Some(last) = page.last() {
+                after.clone_from(&last.id);
+            }
+            each(page)?;
+            if !more {
+                return Ok(());
+            }
+        }
+    };
+    let mut ready: Option<Vec<Counted>> = None;
+    loop {
+        let AnyConnection::Postgres(pg) = &mut *conn else {
+            unreachable!("joined_statuses is Some on PostgreSQL only")
+        };
+        let page = first.from(&after);
+        let rows = {
+            // The query is sent here; its rows are read below.
+            let rows = joined_rows(pg, &page, statuses.clone())?;
+            if let Some(last) = ready.take() {
+                each(last)?;
+            }
+            streamed(rows, usize::try_from(first.limit).unwrap_or(0))?
+        };
+        let page = completed(conn, first.network_id, first.as_of, rows)?;
+        let more = full(&page);
+        if let Some(last) = page.last() {
+            after.clone_from(&last.id);
+        }
+        if !more {
+            return each(page);
+        }
+        ready = Some(page);
+    }
+}
+
+/// A page's rows with their outcomes, completed: the corrections of the page's contributions
+/// (which supersede them) and their tags.
+fn completed(
+    conn: &mut AnyConnection,
+    network_id: &str,
+    as_of: NaiveDateTime,
+    rows: Vec<(CountedCols, Status)>,
+) -> QueryResult<Vec<Counted>> {
+    let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
+        return Ok(Vec::new());
+    };
+    let (first, last) = (first.0 .0.clone(), last.0 .0.clone());
     // Corrections of this page only, by the id range it covers. Corrections are
     // found through the `corrects` index alone: with the network in the filter too, SQLite
     // walked every contribution of the network on each page instead (76 ms a page over
@@ -793,32 +962,30 @@ pub fn snapshot_page(
     }
     Ok(rows
         .into_iter()
-        .map(|(id, agent_id, kind, quantity, unit, skill, occurred_at)| {
-            // Most pages have no corrections and no tags: skip hashing every id then.
-            let status = if !corrected.is_empty() && corrected.contains(&id) {
-                Status::Superseded
-            } else {
-                by_id
-                    .get(id.as_str())
-                    .copied()
-                    .flatten()
-                    .unwrap_or(Status::Pending)
-            };
-            Counted {
-                tags: if tags.is_empty() {
-                    Vec::new()
+        .map(
+            |((id, agent_id, kind, quantity, unit, skill, occurred_at), outcome)| {
+                // Most pages have no corrections and no tags: skip hashing every id then.
+                let status = if !corrected.is_empty() && corrected.contains(&id) {
+                    Status::Superseded
                 } else {
-                    tags.remove(&id).unwrap_or_default()
-                },
-                id,
-                agent_id,
-                kind: kind.0.unwrap_or(Kind::Other),
-                quantity: quantity.0,
-                unit,
-                skill,
-                occurred_at: occurred_at.0,
-                status,
-            }
-        })
+                    outcome
+                };
+                Counted {
+                    tags: if tags.is_empty() {
+                        Vec::new()
+                    } else {
+                        tags.remove(&id).unwrap_or_default()
+                    },
+                    id,
+                    agent_id,
+                    kind: kind.0.unwrap_or(Kind::Other),
+                    quantity: quantity.0,
+                    unit,
+                    skill,
+                    occurred_at: occurred_at.0,
+                    status,
+                }
+            },
+        )
         .collect())
 }
