@@ -118,7 +118,10 @@ def render(results):
     out += [
         "Load generators: `wrk` (writes, a Lua script giving every request its own idempotency key "
         "and a member's token), `oha -q` (reads at a fixed rate). The distribution history is "
-        "inserted with SQL set operations (members and validated contributions), then the "
+        "inserted with SQL set operations (members and validated contributions) and analyzed; "
+        "on PostgreSQL it is also vacuumed and checkpointed, as autovacuum and the checkpointer "
+        "would have done to a history built over months, so that the preview and its `GROUP BY` "
+        "both read it as it would then stand, not while PostgreSQL writes the load out. Then the "
         "server is restarted so its peak RSS (`VmHWM`) is the preview's and commit's own.",
         "",
         "The abuse limits stay on at their defaults throughout (rate limits of 20,000 requests/s "
