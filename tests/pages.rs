@@ -219,6 +219,10 @@ fn pages_hold_what_counts(backend: Backend) {
             );
         }
     }
+    // A limit of nothing reads nothing, and ends.
+    for counting in [vec![Status::Validated], vec![Status::Pending]] {
+        assert_eq!(pages(&mut conn, &counting, 0), vec![]);
+    }
     // The superseded contribution is read with its outcome's status replaced, whichever way.
     let validated = pages(&mut conn, &[Status::Validated], 5);
     assert!(validated

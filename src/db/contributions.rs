@@ -892,7 +892,11 @@ pub fn each_page<E>(
 where
     E: From<diesel::result::Error>,
 {
-    let full = |page: &[Counted]| page.len() >= usize::try_from(first.limit).unwrap_or(usize::MAX);
+    // A full page may have more behind it; an empty one never has (nor loops, whatever the
+    // limit).
+    let full = |page: &[Counted]| {
+        !page.is_empty() && page.len() >= usize::try_from(first.limit).unwrap_or(usize::MAX)
+    };
     let mut after = first.after.to_owned();
     let Some(statuses) = joined_statuses(conn, counting) else {
         loop {
