@@ -1298,7 +1298,17 @@ fn validated_page(
 #[derive(diesel::QueryableByName)]
 struct Setting {
     #[diesel(sql_type = diesel::sql_types::Text)]
-    enable_sort: String,
+    value: String,
+}
+
+/// The session's value of PostgreSQL's setting `name`.
+fn setting(conn: &mut holoptic::db::conn::AnyConnection, name: &str) -> String {
+    use diesel::RunQueryDsl;
+    diesel::sql_query("SELECT current_setting($1) AS value")
+        .bind::<diesel::sql_types::Text, _>(name)
+        .get_result::<Setting>(conn)
+        .expect("setting")
+        .value
 }
 
 /// Pages of contributions are read in index order on PostgreSQL even when its statistics do
@@ -1337,12 +1347,7 @@ fn postgres_reads_pages_in_index_order_without_statistics() {
         contributions <= 1_000 && outcomes <= 1_000,
         "a page of 100 read {contributions} contributions and {outcomes} outcomes"
     );
-    let sort = |conn: &mut holoptic::db::conn::AnyConnection| {
-        diesel::sql_query("SELECT current_setting('enable_sort') AS enable_sort")
-            .get_result::<Setting>(conn)
-            .expect("setting")
-            .enable_sort
-    };
+    let sort = |conn: &mut holoptic::db::conn::AnyConnection| setting(conn, "enable_sort");
     assert_eq!(sort(&mut conn), "on", "put back after the read");
     conn.transaction(|c| {
         in_id_order(c, read)?;
@@ -1352,28 +1357,17 @@ fn postgres_reads_pages_in_index_order_without_statistics() {
     .expect("transaction");
 }
 
-#[derive(diesel::QueryableByName)]
-struct Workers {
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    workers: String,
-}
-
 /// A page's plan starts no parallel workers on PostgreSQL: they start afresh for every page,
 /// and take the cores the pages are weighed on (with the outcomes joined, the second half of
 /// a 1M network's pages was planned as a parallel walk of the primary key, and a preview took
 /// 2.5 s instead of 1.6). The session's setting is put back afterwards.
 #[test]
 fn postgres_pages_start_no_parallel_workers() {
-    use diesel::RunQueryDsl;
     use holoptic::db::contributions::in_id_order;
 
     let (_db, mut conn) = migrated_postgres();
-    let workers = |c: &mut holoptic::db::conn::AnyConnection| {
-        diesel::sql_query("SELECT current_setting('max_parallel_workers_per_gather') AS workers")
-            .get_result::<Workers>(c)
-            .expect("setting")
-            .workers
-    };
+    let workers =
+        |c: &mut holoptic::db::conn::AnyConnection| setting(c, "max_parallel_workers_per_gather");
     let before = workers(&mut conn);
     assert_ne!(before, "0", "PostgreSQL's default allows parallel workers");
     let inside = in_id_order(&mut conn, |c| {

@@ -726,38 +726,6 @@ macro_rules! outcomes_query {
     };
 }
 
-/// The query for a page's contributions on PostgreSQL with their outcomes joined, kept to
-/// those whose outcome by `$as_of` is one of `$statuses`: one read a page. Both sides are
-/// walked in id order, each in its own `(network_id, id)` index from the page's start, and
-/// merged (`contribution_id` is the outcomes' key, so each contribution meets at most one).
-macro_rules! counted_page_query {
-    ($page:expr, $statuses:expr) => {{
-        let b: &PageBounds = $page;
-        let mut page = contributions::table
-            .inner_join(
-                contribution_outcomes::table
-                    .on(contribution_outcomes::contribution_id.eq(contributions::id)),
-            )
-            .filter(contributions::network_id.eq(b.network_id.to_owned()))
-            .filter(contributions::id.gt(b.after.to_owned()))
-            .filter(pg_not_after("contributions.occurred_at", b.cutoff))
-            .filter(pg_not_after("contributions.recorded_at", b.as_of))
-            .filter(contribution_outcomes::network_id.eq(b.network_id.to_owned()))
-            .filter(contribution_outcomes::contribution_id.gt(b.after.to_owned()))
-            .filter(pg_not_after("contribution_outcomes.decided_at", b.as_of))
-            .filter(contribution_outcomes::status.eq_any($statuses))
-            .order(contributions::id)
-            .limit(b.limit)
-            .into_boxed::<Pg>();
-        if let Some(upto) = b.upto {
-            page = page
-                .filter(contributions::id.le(upto.to_owned()))
-                .filter(contribution_outcomes::contribution_id.le(upto.to_owned()));
-        }
-        page.select((CountedColumns::default(), contribution_outcomes::status))
-    }};
-}
-
 /// Collects rows PostgreSQL sends one at a time (`PgRowByRowLoadingMode`). Loaded whole, a
 /// page's rows were all produced and sent by PostgreSQL while this process waited, then
 /// decoded here while PostgreSQL waited; row by row, the two run at the same time.
@@ -862,15 +830,40 @@ fn joined_statuses(conn: &AnyConnection, counting: &[Status]) -> Option<Vec<&'st
         .then(|| counting.iter().map(|s| s.as_str()).collect())
 }
 
-/// A page read with its outcomes joined ([`counted_page_query`]): the query is sent now, and
-/// its rows are decoded as they arrive ([`streamed`]) while the iterator is read. Its bounds
-/// are SQL text, so each page is planned with its own parameters ([`pg_not_after`]).
+/// A page of the contributions whose outcome by `as_of` is one of `statuses`, read with the
+/// outcomes joined: one read a page. Both sides are walked in id order, each in its own
+/// `(network_id, …)` index from the page's start, and merged (`contribution_id` is the
+/// outcomes' key, so each contribution meets at most one). The query is sent now, and its
+/// rows are decoded as they arrive ([`streamed`]) while the iterator is read. Its bounds are
+/// SQL text, so each page is planned with its own parameters ([`pg_not_after`]).
 fn joined_rows<'c>(
     pg: &'c mut diesel::PgConnection,
-    page: &PageBounds,
+    b: &PageBounds,
     statuses: Vec<&'static str>,
 ) -> QueryResult<impl Iterator<Item = QueryResult<(CountedCols, Status)>> + 'c> {
-    Ok(counted_page_query!(page, statuses)
+    let mut page = contributions::table
+        .inner_join(
+            contribution_outcomes::table
+                .on(contribution_outcomes::contribution_id.eq(contributions::id)),
+        )
+        .filter(contributions::network_id.eq(b.network_id.to_owned()))
+        .filter(contributions::id.gt(b.after.to_owned()))
+        .filter(pg_not_after("contributions.occurred_at", b.cutoff))
+        .filter(pg_not_after("contributions.recorded_at", b.as_of))
+        .filter(contribution_outcomes::network_id.eq(b.network_id.to_owned()))
+        .filter(contribution_outcomes::contribution_id.gt(b.after.to_owned()))
+        .filter(pg_not_after("contribution_outcomes.decided_at", b.as_of))
+        .filter(contribution_outcomes::status.eq_any(statuses))
+        .order(contributions::id)
+        .limit(b.limit)
+        .into_boxed::<Pg>();
+    if let Some(upto) = b.upto {
+        page = page
+            .filter(contributions::id.le(upto.to_owned()))
+            .filter(contribution_outcomes::contribution_id.le(upto.to_owned()));
+    }
+    Ok(page
+        .select((CountedColumns::default(), contribution_outcomes::status))
         .load_iter::<(CountedCols, Code<Status>), PgRowByRowLoadingMode>(pg)?
         .map(|row| row.map(|(cols, status)| (cols, status.0.unwrap_or(Status::Pending)))))
 }
