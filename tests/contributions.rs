@@ -1535,3 +1535,64 @@ fn postgres_lists_old_pages_by_network() {
     assert!(rows.iter().all(|r| r.network_id == "n7"));
     assert!(read <= 100, "a page of 20 read {read} contributions");
 }
+
+/// Decimals read from PostgreSQL's binary `NUMERIC` (read straight into a `Decimal` without
+/// rust_decimal's conversion where they fit one) are the values written, normalised, whether
+/// the column pads them to 18 decimals as `quantity` does or not; and what does not fit a
+/// `Decimal` is refused as before, not misread.
+#[test]
+fn postgres_numerics_read_back_exactly() {
+    use diesel::dsl::sql;
+    use diesel::RunQueryDsl;
+    use holoptic::db::types::{DbDecimal, Dec};
+    use rust_decimal::Decimal;
+
+    let (_db, mut conn) = migrated_postgres();
+    let read = |conn: &mut holoptic::db::conn::AnyConnection, expr: &str| {
+        diesel::select(sql::<Dec>(expr)).get_result::<DbDecimal>(conn)
+    };
+    for text in [
+        "0",
+        "1",
+        "-1",
+        "2.5",
+        "0.000000000000000001",
+        "-0.000000000000000001",
+        "12345678.9",
+        "9999999999.999999999999999999",
+        "1000000000",
+        "0.1000",
+        "123456789012345678901234567",
+        "79228162514264337593543950335",
+        "-79228162514264337593543950335",
+        "0.0000000000000000000000000001",
+    ] {
+        let want = text.parse::<Decimal>().expect("decimal").normalize();
+        for cast in ["NUMERIC", "NUMERIC(40,18)", "NUMERIC(60,28)"] {
+            let Ok(got) = read(&mut conn, &format!("CAST('{text}' AS {cast})")) else {
+                // Only what the column's scale rounds away can differ: checked below.
+                assert_eq!(cast, "NUMERIC(40,18)", "{text} as {cast}");
+                continue;
+            };
+            if cast == "NUMERIC(40,18)" && want.scale() > 18 {
+                continue;
+            }
+            assert_eq!(
+                (got.0, got.0.scale(), got.0.to_string()),
+                (want, want.scale(), want.to_string()),
+                "{text} as {cast}"
+            );
+        }
+    }
+    // A quantity as stored: NUMERIC(28,18), padded to 18 decimals.
+    let got = read(&mut conn, "CAST('2.5' AS NUMERIC(28,18))").expect("read");
+    assert_eq!((got.0.to_string(), got.0.scale()), ("2.5".to_owned(), 1));
+    // Too large, or not a number: refused.
+    for expr in [
+        "CAST('79228162514264337593543950336' AS NUMERIC)",
+        "CAST('NaN' AS NUMERIC)",
+        "CAST('Infinity' AS NUMERIC)",
+    ] {
+        assert!(read(&mut conn, expr).is_err(), "{expr}");
+    }
+}
