@@ -195,6 +195,11 @@ impl Reader<'_> {
             after,
             upto,
             limit: PAGE,
+            facts: if self.eq.reads_unit_or_skill() {
+                db::contributions::PageFacts::All
+            } else {
+                db::contributions::PageFacts::NoUnitOrSkill
+            },
         }
     }
 

@@ -1176,7 +1176,7 @@ fn read_page(
     after: Option<&str>,
     limit: i64,
 ) -> diesel::QueryResult<Vec<holoptic::db::contributions::Counted>> {
-    use holoptic::db::contributions::{snapshot_page, PageBounds};
+    use holoptic::db::contributions::{snapshot_page, PageBounds, PageFacts};
     let page = PageBounds {
         network_id: network,
         cutoff: at,
@@ -1184,6 +1184,7 @@ fn read_page(
         after: after.unwrap_or(""),
         upto: None,
         limit,
+        facts: PageFacts::All,
     };
     snapshot_page(
         conn,

@@ -16,6 +16,7 @@ on_both_backends!(
     values_read_past_one_page,
     a_value_past_the_first_page_that_cannot_be_computed,
     random_distributions_sum_exactly,
+    units_and_skills_read_where_the_equation_weighs_by_them,
 );
 
 const N: &str = "/v1/networks/lab";
@@ -1051,4 +1052,59 @@ async fn random_distributions_sum_exactly(app: TestApp) {
             .ok(200);
         assert_eq!(v["matches"], true, "{v}");
     }
+}
+
+/// A computation's pages leave the unit and the skill out where the equation reads neither;
+/// where it reads them (a rate for a skill, a formula reading `hours`), they are read and
+/// weigh as written: in the shares, a preview, a commit and its verification alike.
+async fn units_and_skills_read_where_the_equation_weighs_by_them(app: TestApp) {
+    let steward = app.network("lab", json!({})).await;
+    let ada = app.join("lab", "Ada").await;
+    let bob = app.join("lab", "Bob").await;
+    let eq = json!({
+        "rates": [{ "kind": "work", "skill": "design", "rate": "3" }],
+        "formulas": { "equipment_use": "hours * 2 + quantity" },
+        "buckets": [{ "name": "all", "share": "straight", "percent": "100",
+                      "pool": { "policy": { "type": "pro_rata", "claim": "equity" } } }]
+    });
+    let adopted = app
+        .adopt(
+            "lab",
+            &steward,
+            json!({ "title": "By unit and skill", "equation": eq }),
+            &[&steward, &ada],
+        )
+        .await;
+    assert_eq!(adopted["status"], "passed");
+    let equipment = |quantity: &str, unit: &str| json!({ "kind": "equipment_use", "quantity": quantity, "unit": unit, "occurred_at": "2026-01-15T10:00:00Z" });
+    // Ada: 2 h of design at 3 (6), 3 h of equipment (3 × 2 + 3 = 9): 15.
+    // Bob: 2 h of building at the default 1 (2), 2 days of equipment (0 × 2 + 2 = 2): 4.
+    let a1 = log(&app, &ada, "2", "design").await;
+    let b1 = log(&app, &bob, "2", "build").await;
+    let mut logged = vec![(a1, &bob), (b1, &ada)];
+    for (who, by, body) in [
+        (&ada, &bob, equipment("3", "hours")),
+        (&bob, &ada, equipment("2", "days")),
+    ] {
+        let c = app
+            .post(&format!("{N}/contributions"), Some(&who.token), body)
+            .await
+            .ok(201);
+        logged.push((c["id"].as_str().expect("id").to_owned(), by));
+    }
+    for (id, by) in &logged {
+        approve(&app, by, id).await;
+    }
+    let shares = app.get(&format!("{N}/shares"), None).await.ok(200);
+    assert_eq!(shares["total_value"], "19", "{shares}");
+    let preview = app
+        .income_then("lab", &steward, "190.00", "EUR", "preview")
+        .await;
+    assert_eq!(line(&preview, &ada.id)["amount"], "150.00", "{preview}");
+    assert_eq!(line(&preview, &bob.id)["amount"], "40.00", "{preview}");
+    let committed = app
+        .income_then("lab", &steward, "190.00", "EUR", "distribution")
+        .await;
+    assert_eq!(committed["lines"], preview["lines"]);
+    app.verifies("lab", &committed).await;
 }

@@ -3,14 +3,16 @@
 //! a page is one query with the outcomes joined and the next page's query is sent before the
 //! last page is handed on; otherwise, and on SQLite, a page is the contributions, then their
 //! outcomes. Either way the pages must hold the same counted contributions, in id order, with
-//! their tags and corrections, at any page size.
+//! their tags and corrections, at any page size. Read without the unit and the skill (for an
+//! equation that reads neither), and without the status where only one counts, they hold the
+//! same contributions with the same facts otherwise.
 
 mod common;
 
 use chrono::{NaiveDate, NaiveDateTime};
 use common::{Backend, TestDb};
 use diesel::RunQueryDsl;
-use holoptic::db::contributions::{each_page, PageBounds};
+use holoptic::db::contributions::{each_page, Counted, PageBounds, PageFacts};
 use holoptic::db::{self, conn::establish, conn::AnyConnection, DatabaseUrl};
 use holoptic::domain::contribution::Status;
 
@@ -59,13 +61,22 @@ fn seeded(backend: Backend) -> (TestDb, AnyConnection) {
              VALUES ('{a}', 'A', NULL, {jan})"
         ));
     }
+    // Quantities, skills and times that differ from one contribution to the next, so that a
+    // column read into the wrong field shows.
     let contribution =
         |id: &str, net: &str, agent: &str, corrects: &str, occurred: &str, recorded: &str| {
+            let n: u32 = id[1..4].parse().expect("number");
+            let skill = if n % 4 == 0 { "'design'" } else { "NULL" };
+            let occurred = if occurred == jan {
+                format!("'2026-01-01 {:02}:{:02}:00'", n % 24, n % 60)
+            } else {
+                occurred.to_owned()
+            };
             format!(
             "INSERT INTO contributions (id, network_id, agent_id, recorded_by, kind, quantity, \
-             unit, description, corrects, occurred_at, recorded_at) \
-             VALUES ('{id}', '{net}', '{agent}', '{agent}', 'work', '1', 'hours', 'x', \
-             {corrects}, {occurred}, {recorded})"
+             unit, skill, description, corrects, occurred_at, recorded_at) \
+             VALUES ('{id}', '{net}', '{agent}', '{agent}', 'work', '{n}.25', 'hours', {skill}, \
+             'x', {corrects}, {occurred}, {recorded})"
         )
         };
     let outcome = |id: &str, net: &str, status: &str, decided: &str| {
@@ -134,6 +145,48 @@ type Read = (String, Status, Vec<String>);
 /// Network `n1`'s pages of at most `limit` in January's snapshot (cut-off and as-of
 /// 2026-01-15), as `counting` reads them, each checked to be at most `limit` long.
 fn pages(conn: &mut AnyConnection, counting: &[Status], limit: i64) -> Vec<Read> {
+    pages_of(conn, counting, limit, PageFacts::All)
+        .into_iter()
+        .map(|c| (c.id, c.status, c.tags))
+        .collect()
+}
+
+/// Every fact of a contribution as a page gave it.
+type Facts = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    NaiveDateTime,
+    Vec<String>,
+    Status,
+);
+
+fn facts(c: Counted) -> Facts {
+    let mut tags = c.tags;
+    tags.sort();
+    (
+        c.id,
+        c.agent_id,
+        c.kind.as_str().to_owned(),
+        c.quantity.to_string(),
+        c.unit,
+        c.skill,
+        c.occurred_at,
+        tags,
+        c.status,
+    )
+}
+
+/// [`pages`], with each contribution's every fact, read with `facts` only.
+fn pages_of(
+    conn: &mut AnyConnection,
+    counting: &[Status],
+    limit: i64,
+    facts: PageFacts,
+) -> Vec<Counted> {
     let mid = at(1) + chrono::Duration::days(14);
     let first = PageBounds {
         network_id: "n1",
@@ -142,6 +195,7 @@ fn pages(conn: &mut AnyConnection, counting: &[Status], limit: i64) -> Vec<Read>
         after: "",
         upto: None,
         limit,
+        facts,
     };
     let mut out = vec![];
     db::contributions::in_id_order(conn, |conn| {
@@ -150,12 +204,12 @@ fn pages(conn: &mut AnyConnection, counting: &[Status], limit: i64) -> Vec<Read>
                 page.len() <= usize::try_from(limit).expect("limit"),
                 "a page past its limit"
             );
-            out.extend(page.into_iter().map(|c| (c.id, c.status, c.tags)));
+            out.extend(page);
             Ok::<_, diesel::result::Error>(())
         })
     })
     .expect("pages");
-    let ids: Vec<&String> = out.iter().map(|r| &r.0).collect();
+    let ids: Vec<&String> = out.iter().map(|c| &c.id).collect();
     assert!(
         ids.windows(2).all(|w| w[0] < w[1]),
         "not in id order: {ids:?}"
@@ -219,6 +273,48 @@ fn pages_hold_what_counts(backend: Backend) {
             );
         }
     }
+    // Without the unit and the skill, and without the status where one counts: the same
+    // contributions, the unit empty and no skill, every other fact the same. With them, the
+    // facts written.
+    for counting in [
+        vec![Status::Validated],
+        vec![Status::Validated, Status::Rejected],
+        vec![Status::Pending, Status::Validated],
+    ] {
+        for limit in [1, 7, 1000] {
+            let all: Vec<Facts> = pages_of(&mut conn, &counting, limit, PageFacts::All)
+                .into_iter()
+                .map(facts)
+                .collect();
+            let c012 = all.iter().find(|f| f.0 == "c012a");
+            assert!(
+                c012.is_none_or(|f| f.3 == "12.25"
+                    && f.4 == "hours"
+                    && f.5.as_deref() == Some("design")),
+                "{c012:?}"
+            );
+            let c013 = all.iter().find(|f| f.0 == "c013a").expect("c013a counts");
+            assert_eq!(
+                (c013.3.as_str(), c013.4.as_str(), c013.5.as_deref()),
+                ("13.25", "hours", None)
+            );
+            let narrowed: Vec<Facts> = all
+                .into_iter()
+                .map(|mut f| {
+                    f.4 = String::new();
+                    f.5 = None;
+                    f
+                })
+                .collect();
+            let narrow: Vec<Facts> =
+                pages_of(&mut conn, &counting, limit, PageFacts::NoUnitOrSkill)
+                    .into_iter()
+                    .map(facts)
+                    .collect();
+            assert_eq!(narrow, narrowed, "{counting:?}, pages of {limit}");
+        }
+    }
+
     // A limit of nothing reads nothing, and ends.
     for counting in [vec![Status::Validated], vec![Status::Pending]] {
         assert_eq!(pages(&mut conn, &counting, 0), vec![]);
@@ -238,6 +334,7 @@ fn pages_hold_what_counts(backend: Backend) {
         after: "",
         upto: None,
         limit: 3,
+        facts: PageFacts::All,
     };
     let mut handed = 0;
     let out = db::contributions::in_id_order(&mut conn, |conn| {

@@ -457,9 +457,9 @@ pub struct Counted {
     pub kind: Kind,
     /// Quantity.
     pub quantity: rust_decimal::Decimal,
-    /// Unit.
+    /// Unit (empty when the page was read without it: [`PageFacts::NoUnitOrSkill`]).
     pub unit: String,
-    /// Skill.
+    /// Skill (None when the page was read without it).
     pub skill: Option<String>,
     /// When it happened.
     pub occurred_at: NaiveDateTime,
@@ -467,6 +467,20 @@ pub struct Counted {
     pub tags: Vec<String>,
     /// Its status as it stood at `as_of`.
     pub status: Status,
+}
+
+/// Which of a contribution's facts a page of [`snapshot_page`] carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageFacts {
+    /// Every field of [`Counted`].
+    All,
+    /// All but the unit and the skill, left empty: for an equation that reads neither
+    /// ([`crate::domain::equation::Compiled::reads_unit_or_skill`]). Every column a row
+    /// carries costs on both sides of a read, a row at a time: PostgreSQL reads and sends it,
+    /// and libpq copies each column's description into each row's result. Without the two
+    /// (and without the status where only one counts, see [`joined_rows`]), a preview's
+    /// pages took 12% fewer of the server's instructions (bench/analysis.md).
+    NoUnitOrSkill,
 }
 
 /// What a table computed at `at` depends on besides the journal, over every contribution of
@@ -536,6 +550,36 @@ type CountedCols = (
     Option<String>,
     super::types::FastTimestamp,
 );
+
+/// The columns of [`PageFacts::NoUnitOrSkill`], as [`CoreCols`].
+type CoreColumns = (
+    contributions::id,
+    contributions::agent_id,
+    contributions::kind,
+    contributions::quantity,
+    contributions::occurred_at,
+);
+
+type CoreCols = (
+    String,
+    String,
+    Code<Kind>,
+    super::types::DbDecimal,
+    super::types::FastTimestamp,
+);
+
+/// A row of [`CoreColumns`] as one of [`CountedColumns`], the unit empty and no skill.
+fn widened((id, agent_id, kind, quantity, occurred_at): CoreCols) -> CountedCols {
+    (
+        id,
+        agent_id,
+        kind,
+        quantity,
+        String::new(),
+        None,
+        occurred_at,
+    )
+}
 
 /// `column <= at` on SQLite, comparing `+column`, text against text. The columns are declared
 /// `TIMESTAMP`, which gives them numeric affinity, so a plain comparison tried to read the
@@ -677,6 +721,8 @@ pub struct PageBounds<'a> {
     pub upto: Option<&'a str>,
     /// Rows at most.
     pub limit: i64,
+    /// The facts each row carries.
+    pub facts: PageFacts,
 }
 
 impl PageBounds<'_> {
@@ -691,7 +737,8 @@ impl PageBounds<'_> {
 }
 
 /// The query for a page's contributions, boxed for the backend `$db`, with `$not_after`
-/// ([`sqlite_not_after`] or [`pg_not_after`]) for its time bounds.
+/// ([`sqlite_not_after`] or [`pg_not_after`]) for its time bounds; the caller selects the
+/// columns ([`PageFacts`]).
 macro_rules! page_query {
     ($db:ty, $not_after:ident, $page:expr) => {{
         let b: &PageBounds = $page;
@@ -706,7 +753,7 @@ macro_rules! page_query {
         if let Some(upto) = b.upto {
             page = page.filter(contributions::id.le(upto.to_owned()));
         }
-        page.select(CountedColumns::default())
+        page
     }};
 }
 
@@ -745,17 +792,35 @@ fn with_outcomes(
 ) -> QueryResult<Vec<(CountedCols, Status)>> {
     // On PostgreSQL both reads are decoded as they arrive ([`streamed`]); their bounds are
     // SQL text, so each page is planned with its own parameters ([`pg_not_after`]).
-    let rows: Vec<CountedCols> = match conn {
-        AnyConnection::Postgres(pg) => streamed(
+    // On SQLite, on the concrete connection too: through the multi-backend one each of a
+    // page's fields was decoded through its wrapper (8% of a 52-week preview's CPU).
+    let expected = usize::try_from(page.limit).unwrap_or(0);
+    let rows: Vec<CountedCols> = match (&mut *conn, page.facts) {
+        (AnyConnection::Postgres(pg), PageFacts::All) => streamed(
             page_query!(Pg, pg_not_after, page)
+                .select(CountedColumns::default())
                 .load_iter::<CountedCols, PgRowByRowLoadingMode>(pg)?,
-            usize::try_from(page.limit).unwrap_or(0),
+            expected,
         )?,
-        // On the concrete connection, as on PostgreSQL: through the multi-backend one each of
-        // a page's fields was decoded through its wrapper (8% of a 52-week preview's CPU).
-        AnyConnection::Sqlite(lite) => {
-            page_query!(diesel::sqlite::Sqlite, sqlite_not_after, page).load(lite)?
+        (AnyConnection::Postgres(pg), PageFacts::NoUnitOrSkill) => streamed(
+            page_query!(Pg, pg_not_after, page)
+                .select(CoreColumns::default())
+                .load_iter::<CoreCols, PgRowByRowLoadingMode>(pg)?
+                .map(|row| row.map(widened)),
+            expected,
+        )?,
+        (AnyConnection::Sqlite(lite), PageFacts::All) => {
+            page_query!(diesel::sqlite::Sqlite, sqlite_not_after, page)
+                .select(CountedColumns::default())
+                .load(lite)?
         }
+        (AnyConnection::Sqlite(lite), PageFacts::NoUnitOrSkill) => streamed(
+            page_query!(diesel::sqlite::Sqlite, sqlite_not_after, page)
+                .select(CoreColumns::default())
+                .load_iter::<CoreCols, diesel::connection::DefaultLoadingMode>(lite)?
+                .map(|row| row.map(widened)),
+            expected,
+        )?,
     };
     let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
         return Ok(Vec::new());
@@ -830,17 +895,26 @@ fn joined_statuses(conn: &AnyConnection, counting: &[Status]) -> Option<Vec<&'st
         .then(|| counting.iter().map(|s| s.as_str()).collect())
 }
 
+/// The rows of [`joined_rows`] as they arrive.
+type JoinedRows<'c> = Box<dyn Iterator<Item = QueryResult<(CountedCols, Status)>> + 'c>;
+
 /// A page of the contributions whose outcome by `as_of` is one of `statuses`, read with the
 /// outcomes joined: one read a page. Both sides are walked in id order, each in its own
 /// `(network_id, …)` index from the page's start, and merged (`contribution_id` is the
 /// outcomes' key, so each contribution meets at most one). The query is sent now, and its
 /// rows are decoded as they arrive ([`streamed`]) while the iterator is read. Its bounds are
 /// SQL text, so each page is planned with its own parameters ([`pg_not_after`]).
+///
+/// Where one status counts, every row has it, and the status is not read ([`PageFacts`]).
 fn joined_rows<'c>(
     pg: &'c mut diesel::PgConnection,
     b: &PageBounds,
     statuses: Vec<&'static str>,
-) -> QueryResult<impl Iterator<Item = QueryResult<(CountedCols, Status)>> + 'c> {
+) -> QueryResult<JoinedRows<'c>> {
+    let only = match statuses.as_slice() {
+        [one] => Status::from_db(one),
+        _ => None,
+    };
     let mut page = contributions::table
         .inner_join(
             contribution_outcomes::table
@@ -862,10 +936,29 @@ fn joined_rows<'c>(
             .filter(contributions::id.le(upto.to_owned()))
             .filter(contribution_outcomes::contribution_id.le(upto.to_owned()));
     }
-    Ok(page
-        .select((CountedColumns::default(), contribution_outcomes::status))
-        .load_iter::<(CountedCols, Code<Status>), PgRowByRowLoadingMode>(pg)?
-        .map(|row| row.map(|(cols, status)| (cols, status.0.unwrap_or(Status::Pending)))))
+    let status = |code: Code<Status>| code.0.unwrap_or(Status::Pending);
+    Ok(match (b.facts, only) {
+        (PageFacts::All, None) => Box::new(
+            page.select((CountedColumns::default(), contribution_outcomes::status))
+                .load_iter::<(CountedCols, Code<Status>), PgRowByRowLoadingMode>(pg)?
+                .map(move |row| row.map(|(cols, code)| (cols, status(code)))),
+        ),
+        (PageFacts::All, Some(only)) => Box::new(
+            page.select(CountedColumns::default())
+                .load_iter::<CountedCols, PgRowByRowLoadingMode>(pg)?
+                .map(move |row| row.map(|cols| (cols, only))),
+        ),
+        (PageFacts::NoUnitOrSkill, None) => Box::new(
+            page.select((CoreColumns::default(), contribution_outcomes::status))
+                .load_iter::<(CoreCols, Code<Status>), PgRowByRowLoadingMode>(pg)?
+                .map(move |row| row.map(|(cols, code)| (widened(cols), status(code)))),
+        ),
+        (PageFacts::NoUnitOrSkill, Some(only)) => Box::new(
+            page.select(CoreColumns::default())
+                .load_iter::<CoreCols, PgRowByRowLoadingMode>(pg)?
+                .map(move |row| row.map(|cols| (widened(cols), only))),
+        ),
+    })
 }
 
 /// Each page of [`snapshot_page`] from `first`'s start to the network's last contribution,

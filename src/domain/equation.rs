@@ -750,6 +750,14 @@ impl Compiled {
                 .any(|f| f.mentions("age_days") || f.mentions("decay"))
     }
 
+    /// Whether weighing reads a contribution's unit or skill: a formula reading `hours` (the
+    /// quantity when the unit is hours), or a rate for a skill. When it reads neither, a
+    /// computation's pages leave both out ([`crate::db::contributions::PageFacts`]).
+    pub fn reads_unit_or_skill(&self) -> bool {
+        self.formulas.values().any(|f| f.mentions("hours"))
+            || self.rates.iter().any(|(r, _)| r.skill.is_some())
+    }
+
     /// Weighted value of `c` at `cutoff`: quantity × rate × multiplier × decay, or the kind's
     /// formula. Rounded toward zero to [`WEIGHT_DIGITS`]; never negative.
     pub fn weigh(&self, c: &Facts, cutoff: DateTime<Utc>) -> Result<Decimal, WeighError> {
@@ -908,17 +916,20 @@ mod tests {
         );
     }
 
+    /// An equation of one equal pool, with `extra`'s fields.
+    fn one_pool_with(extra: serde_json::Value) -> Compiled {
+        let mut body = serde_json::json!({
+            "buckets": [{ "name": "p", "share": "straight", "percent": "100", "pool": { "policy": { "type": "equal" } } }]
+        });
+        if let (Some(b), Some(x)) = (body.as_object_mut(), extra.as_object()) {
+            b.extend(x.clone());
+        }
+        compile(body)
+    }
+
     #[test]
     fn weighing_by_age_is_decay_or_a_formula_reading_age() {
-        let with = |extra: serde_json::Value| {
-            let mut body = serde_json::json!({
-                "buckets": [{ "name": "p", "share": "straight", "percent": "100", "pool": { "policy": { "type": "equal" } } }]
-            });
-            if let (Some(b), Some(x)) = (body.as_object_mut(), extra.as_object()) {
-                b.extend(x.clone());
-            }
-            compile(body).weighs_by_age()
-        };
+        let with = |extra| one_pool_with(extra).weighs_by_age();
         assert!(!with(serde_json::json!({})));
         assert!(!with(
             serde_json::json!({ "formulas": { "cash": "min(quantity, 100) * rate" } })
@@ -929,6 +940,26 @@ mod tests {
         ));
         assert!(with(
             serde_json::json!({ "formulas": { "work": "-(quantity * decay)" } })
+        ));
+    }
+
+    #[test]
+    fn reads_unit_or_skill_by_a_formula_reading_hours_or_a_rate_for_a_skill() {
+        let with = |extra| one_pool_with(extra).reads_unit_or_skill();
+        assert!(!with(serde_json::json!({})));
+        assert!(!with(serde_json::json!({
+            "rates": [{ "kind": "work", "rate": "10" }],
+            "multipliers": { "cash": "4" },
+            "formulas": { "cash": "min(quantity, 100) * rate" }
+        })));
+        assert!(with(
+            serde_json::json!({ "rates": [{ "kind": "work", "skill": "cnc", "rate": "20" }] })
+        ));
+        assert!(with(
+            serde_json::json!({ "formulas": { "equipment_use": "hours * 2 + quantity" } })
+        ));
+        assert!(with(
+            serde_json::json!({ "formulas": { "work": "max(hours, 1)" } })
         ));
     }
 
