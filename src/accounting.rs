@@ -3,7 +3,6 @@
 //! a handler's database closure; knows nothing of HTTP.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 
@@ -460,8 +459,13 @@ impl Digest {
         self.last.clear();
         self.last.push_str(id);
         self.line.clear();
-        // Writing to a String cannot fail.
-        let _ = writeln!(self.line, "c|{id}|{agent}|{value}");
+        self.line.push_str("c|");
+        self.line.push_str(id);
+        self.line.push('|');
+        self.line.push_str(agent);
+        self.line.push('|');
+        push_decimal(&mut self.line, value);
+        self.line.push('\n');
         self.hash.update(self.line.as_bytes());
     }
 
@@ -481,6 +485,54 @@ impl Digest {
             self.hash.update(format!("claim|{b}|{c}|{v}\n"));
         }
         Some(hex::encode(self.hash.finalize()))
+    }
+}
+
+/// Appends `d` as its `Display` writes it (every decimal of its scale, a `-` when negative),
+/// without the formatting machinery: `writeln!` of a digest line was 6% of a 52-week
+/// preview's instructions (callgrind), a line per contribution.
+fn push_decimal(out: &mut String, d: Decimal) {
+    const DIGITS: &[u8; 10] = b"0123456789";
+    // At most 29 digits (2^96 - 1), most significant last.
+    let mut digits = [0u8; 40];
+    let mut len = 0;
+    let mut push = |digit: u128| {
+        if let Some(slot) = digits.get_mut(len) {
+            *slot = DIGITS[usize::try_from(digit).unwrap_or(0)];
+            len += 1;
+        }
+    };
+    let mut m = d.mantissa().unsigned_abs();
+    if let Ok(mut small) = u64::try_from(m) {
+        // Most mantissas fit 64 bits, whose division is far cheaper than 128 bits'.
+        loop {
+            push(u128::from(small % 10));
+            small /= 10;
+            if small == 0 {
+                break;
+            }
+        }
+    } else {
+        while m > 0 {
+            push(m % 10);
+            m /= 10;
+        }
+    }
+    let scale = usize::try_from(d.scale()).unwrap_or(0);
+    if d.is_sign_negative() {
+        out.push('-');
+    }
+    let digit = |i: usize| char::from(digits.get(i).copied().unwrap_or(b'0'));
+    if len <= scale {
+        out.push_str("0.");
+        out.extend(std::iter::repeat_n('0', scale - len));
+        out.extend((0..len).rev().map(digit));
+    } else {
+        out.extend((scale..len).rev().map(digit));
+        if scale > 0 {
+            out.push('.');
+            out.extend((0..scale).rev().map(digit));
+        }
     }
 }
 
@@ -620,6 +672,60 @@ pub fn to_human(minor: Decimal, scale: u32) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::push_decimal;
+    use rust_decimal::Decimal;
+
+    #[test]
+    fn decimals_are_written_as_display_writes_them() {
+        let written = |d: Decimal| {
+            let mut out = String::from("x");
+            push_decimal(&mut out, d);
+            out
+        };
+        let mut cases: Vec<Decimal> = [
+            "0",
+            "1",
+            "-1",
+            "2.5",
+            "0.5",
+            "-0.5",
+            "0.000000000000000001",
+            "10",
+            "100.00",
+            "0.00",
+            "12345678.9",
+            "79228162514264337593543950335",
+            "-79228162514264337593543950335",
+            "0.0000000000000000000000000001",
+            "7.9228162514264337593543950335",
+            "18446744073709551615",
+            "18446744073709551616",
+        ]
+        .iter()
+        .map(|t| t.parse().expect("decimal"))
+        .collect();
+        let mut negative_zero = Decimal::ZERO;
+        negative_zero.set_sign_negative(true);
+        cases.push(negative_zero);
+        let mut state: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..20_000 {
+            let digits = next() % 29;
+            let mantissa = (0..digits).fold(0i128, |m, _| m * 10 + i128::from(next() % 10));
+            let sign = if next() % 2 == 0 { 1 } else { -1 };
+            let scale = u32::try_from(next() % 29).expect("small");
+            cases.push(Decimal::from_i128_with_scale(sign * mantissa, scale));
+        }
+        for d in cases {
+            assert_eq!(written(d), format!("x{d}"), "{d:?}");
+        }
+    }
+
     use super::*;
 
     #[test]
