@@ -672,8 +672,58 @@ pub fn to_human(minor: Decimal, scale: u32) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::push_decimal;
+    use super::{push_decimal, Digest, Job};
+    use crate::domain::distribution::History;
+    use crate::domain::equation::ValueEquation;
     use rust_decimal::Decimal;
+    use sha2::{Digest as _, Sha256};
+
+    /// The digest hashes exactly these lines, whatever writes them: a distribution's stored
+    /// digest must still verify after the code that writes it changes.
+    #[test]
+    fn the_digest_hashes_its_lines_as_written() {
+        let eq: ValueEquation = serde_json::from_value(serde_json::json!({
+            "buckets": [{ "name": "p", "share": "straight", "percent": "100", "pool": { "policy": { "type": "equal" } } }]
+        }))
+        .expect("parses");
+        let eq = eq.compile().expect("compiles");
+        let cutoff = chrono::NaiveDate::from_ymd_opt(2026, 1, 15)
+            .and_then(|d| d.and_hms_opt(10, 30, 0))
+            .expect("time");
+        let job = Job {
+            network_id: "n",
+            eq: &eq,
+            amount_minor: Decimal::new(12345, 0),
+            scale: 2,
+            cutoff,
+            as_of: cutoff,
+            before: None,
+            salt: "s",
+        };
+        let mut digest = Digest::new(&job);
+        for (id, agent, value) in [
+            ("c1", "a1", Decimal::new(25, 1)),
+            ("c2", "a2", Decimal::new(1, 18)),
+            ("c3", "a1", Decimal::new(100, 0)),
+            ("c4", "a3", Decimal::new(-15, 2)),
+        ] {
+            digest.contribution(id, agent, value);
+        }
+        let mut history = History::default();
+        history
+            .paid
+            .insert(("p".into(), "a1".into()), Decimal::new(7, 0));
+        let text = format!(
+            "equation|{}\namount|12345|2\ncutoff|2026-01-15 10:30:00\n\
+             c|c1|a1|2.5\nc|c2|a2|0.000000000000000001\nc|c3|a1|100\nc|c4|a3|-0.15\n\
+             paid|p|a1|7\n",
+            eq.hash
+        );
+        assert_eq!(
+            digest.finish(&history),
+            Some(hex::encode(Sha256::digest(text.as_bytes())))
+        );
+    }
 
     #[test]
     fn decimals_are_written_as_display_writes_them() {
