@@ -672,11 +672,7 @@ pub fn to_human(minor: Decimal, scale: u32) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{push_decimal, Digest, Job};
-    use crate::domain::distribution::History;
-    use crate::domain::equation::ValueEquation;
-    use rust_decimal::Decimal;
-    use sha2::{Digest as _, Sha256};
+    use super::*;
 
     /// The digest hashes exactly these lines, whatever writes them: a distribution's stored
     /// digest must still verify after the code that writes it changes.
@@ -775,8 +771,6 @@ mod tests {
             assert_eq!(written(d), format!("x{d}"), "{d:?}");
         }
     }
-
-    use super::*;
 
     #[test]
     fn minor_and_human() {

@@ -1571,10 +1571,11 @@ fn postgres_numerics_read_back_exactly() {
         let want = text.parse::<Decimal>().expect("decimal").normalize();
         for cast in ["NUMERIC", "NUMERIC(40,18)", "NUMERIC(60,28)"] {
             let Ok(got) = read(&mut conn, &format!("CAST('{text}' AS {cast})")) else {
-                // Only what the column's scale rounds away can differ: checked below.
+                // PostgreSQL itself refuses more than 22 whole digits in NUMERIC(40,18).
                 assert_eq!(cast, "NUMERIC(40,18)", "{text} as {cast}");
                 continue;
             };
+            // And a scale of 18 rounds away the decimals past it.
             if cast == "NUMERIC(40,18)" && want.scale() > 18 {
                 continue;
             }

@@ -880,26 +880,25 @@ pub fn snapshot_page(
 ) -> QueryResult<Vec<Counted>> {
     let (network_id, as_of) = (page.network_id, page.as_of);
     let expected = usize::try_from(page.limit).unwrap_or(0);
-    let rows: Vec<(CountedCols, Status)> = match (joined_statuses(conn, counting), &mut *conn) {
-        (Some(statuses), AnyConnection::Postgres(pg)) => {
-            streamed(joined_rows(pg, page, statuses)?, expected)?
+    let rows: Vec<(CountedCols, Status)> = match &mut *conn {
+        AnyConnection::Postgres(pg) if joins(counting) => {
+            streamed(joined_rows(pg, page, counting)?, expected)?
         }
         _ => with_outcomes(conn, page)?,
     };
     completed(conn, network_id, as_of, rows)
 }
 
-/// The statuses in `counting` as SQL text, when a page may be read with its outcomes joined
-/// (see [`snapshot_page`]), or None.
-fn joined_statuses(conn: &AnyConnection, counting: &[Status]) -> Option<Vec<&'static str>> {
-    (matches!(conn, AnyConnection::Postgres(_)) && !counting.contains(&Status::Pending))
-        .then(|| counting.iter().map(|s| s.as_str()).collect())
+/// Whether a page may be read on PostgreSQL with its outcomes joined (see [`snapshot_page`]):
+/// when contributions without an outcome (`pending`) do not count.
+fn joins(counting: &[Status]) -> bool {
+    !counting.contains(&Status::Pending)
 }
 
 /// The rows of [`joined_rows`] as they arrive.
 type JoinedRows<'c> = Box<dyn Iterator<Item = QueryResult<(CountedCols, Status)>> + 'c>;
 
-/// A page of the contributions whose outcome by `as_of` is one of `statuses`, read with the
+/// A page of the contributions whose outcome by `as_of` is one of `counting`, read with the
 /// outcomes joined: one read a page. Both sides are walked in id order, each in its own
 /// `(network_id, …)` index from the page's start, and merged (`contribution_id` is the
 /// outcomes' key, so each contribution meets at most one). The query is sent now, and its
@@ -910,12 +909,13 @@ type JoinedRows<'c> = Box<dyn Iterator<Item = QueryResult<(CountedCols, Status)>
 fn joined_rows<'c>(
     pg: &'c mut diesel::PgConnection,
     b: &PageBounds,
-    statuses: Vec<&'static str>,
+    counting: &[Status],
 ) -> QueryResult<JoinedRows<'c>> {
-    let only = match statuses.as_slice() {
-        [one] => Status::from_db(one),
+    let only = match counting {
+        [one] => Some(*one),
         _ => None,
     };
+    let statuses: Vec<&'static str> = counting.iter().map(|s| s.as_str()).collect();
     let mut page = contributions::table
         .inner_join(
             contribution_outcomes::table
@@ -985,7 +985,7 @@ where
         !page.is_empty() && page.len() >= usize::try_from(first.limit).unwrap_or(usize::MAX)
     };
     let mut after = first.after.to_owned();
-    let Some(statuses) = joined_statuses(conn, counting) else {
+    if !(matches!(conn, AnyConnection::Postgres(_)) && joins(counting)) {
         loop {
             let page = snapshot_page(conn, &first.from(&after), counting)?;
             let more = full(&page);
@@ -997,16 +997,16 @@ where
                 return Ok(());
             }
         }
-    };
+    }
     let mut ready: Option<Vec<Counted>> = None;
     loop {
         let AnyConnection::Postgres(pg) = &mut *conn else {
-            unreachable!("joined_statuses is Some on PostgreSQL only")
+            unreachable!("pages are joined on PostgreSQL only")
         };
         let page = first.from(&after);
         let rows = {
             // The query is sent here; its rows are read below.
-            let rows = joined_rows(pg, &page, statuses.clone())?;
+            let rows = joined_rows(pg, &page, counting)?;
             if let Some(last) = ready.take() {
                 each(last)?;
             }
