@@ -107,14 +107,18 @@ pub fn thresholds(force: Option<&InForce>, network: &db::rows::NetworkRow) -> (i
 /// by the network's history.
 const PAGE: i64 = 10_000;
 
-/// Pages read two at a time are half as long: the two in memory at once hold one page's rows.
-const HALF_PAGE: i64 = PAGE / 2;
+/// Pages shared between two threads are a quarter as long, and at most [`PAGES_AHEAD`] are
+/// read and not yet folded: together they hold one page's rows.
+const SHARED_PAGE: i64 = PAGE / 4;
+
+/// See [`SHARED_PAGE`].
+const PAGES_AHEAD: usize = 4;
 
 /// Calls `f` with each counted contribution and its weighted value at `cutoff`, as things
 /// stood at `as_of`, in id order, reading the contributions a page at a time. With a `spare`
-/// connection (outside a transaction only: it reads on its own), every other page is read
-/// and weighed on a second thread while this one reads and weighs its own; `f` still sees
-/// them in order, on this thread. Without one, the pages are read one after another
+/// connection (outside a transaction only: it reads on its own), a second thread reads and
+/// weighs pages too, each thread taking the next page when it is free; `f` still sees them in
+/// order, on this thread. Without one, the pages are read one after another
 /// ([`db::contributions::each_page`]: on PostgreSQL the next page's query is sent before a
 /// page is weighed, so PostgreSQL produces it meanwhile), with PostgreSQL's planner pinned to
 /// the indexes' order ([`db::contributions::in_id_order`]).
@@ -134,7 +138,7 @@ pub fn each_weighed(
         as_of,
     };
     if let Some(spare) = spare {
-        return read.in_pairs(conn, spare, &mut f);
+        return read.shared(conn, spare, &mut f);
     }
     db::contributions::in_id_order(conn, |conn| {
         db::contributions::each_page(
@@ -152,6 +156,11 @@ static PAGES_ON_SPARE: AtomicU64 = AtomicU64::new(0);
 /// How many contribution pages computations have read on a spare connection.
 pub fn pages_read_on_spare() -> u64 {
     PAGES_ON_SPARE.load(Ordering::Relaxed)
+}
+
+/// Counts a page read on a spare connection.
+pub(crate) fn count_page_on_spare() {
+    PAGES_ON_SPARE.fetch_add(1, Ordering::Relaxed);
 }
 
 /// What [`each_weighed`] reads.
@@ -218,57 +227,31 @@ impl Reader<'_> {
         Ok(out)
     }
 
-    /// Pages read two at a time: the page boundaries come from the contributions' id index
-    /// (a page is `HALF_PAGE` ids of the network, counted or not); the first of each pair is
-    /// read here, the second on `spare` in a scoped thread.
-    fn in_pairs(
+    /// Pages shared with a second thread reading on `spare`: each page is `SHARED_PAGE` ids
+    /// of the network (counted or not), its bounds from the contributions' id index, claimed
+    /// by whichever thread is free; `f` sees them in order on this thread
+    /// ([`crate::ordered_pages`]).
+    fn shared(
         &self,
         conn: &mut AnyConnection,
         spare: &mut AnyConnection,
         f: &mut impl FnMut(Weighed) -> Result<(), ApiError>,
     ) -> Result<(), ApiError> {
-        let (to_spare, spare_gets) = std::sync::mpsc::channel::<(String, Option<String>)>();
-        let (from_spare, spare_gave) = std::sync::mpsc::sync_channel(1);
-        std::thread::scope(|scope| {
-            // Both ends of this side are dropped when this closure returns, before the scope
-            // joins the reader: its loop ends when the requests' sender is gone.
-            let (to_spare, spare_gave) = (to_spare, spare_gave);
-            scope.spawn(move || {
-                for (after, upto) in spare_gets {
-                    let page = self.weighed(spare, &after, upto.as_deref());
-                    PAGES_ON_SPARE.fetch_add(1, Ordering::Relaxed);
-                    if from_spare.send(page).is_err() {
-                        return;
-                    }
-                }
-            });
-            let mut after = String::new();
-            loop {
-                let mid = db::contributions::page_end(conn, self.network_id, &after, HALF_PAGE)?;
-                let Some(mid) = mid else {
-                    // The last page: read it here.
-                    return self
-                        .weighed(conn, &after, None)?
-                        .into_iter()
-                        .try_for_each(&mut *f);
-                };
-                let end = db::contributions::page_end(conn, self.network_id, &mid, HALF_PAGE)?;
-                let sent = to_spare.send((mid.clone(), end.clone()));
-                let mine = self.weighed(conn, &after, Some(&mid))?;
-                mine.into_iter().try_for_each(&mut *f)?;
-                let theirs = match sent {
-                    Ok(()) => spare_gave
-                        .recv()
-                        .map_err(|_| ApiError::Internal("the page reader stopped".into()))??,
-                    Err(_) => return Err(ApiError::Internal("the page reader stopped".into())),
-                };
-                theirs.into_iter().try_for_each(&mut *f)?;
-                match end {
-                    Some(end) => after = end,
-                    None => return Ok(()),
-                }
-            }
-        })
+        crate::ordered_pages::in_order(
+            conn,
+            spare,
+            PAGES_AHEAD,
+            &|conn, after| {
+                Ok(db::contributions::page_end(
+                    conn,
+                    self.network_id,
+                    after,
+                    SHARED_PAGE,
+                )?)
+            },
+            &|conn, after, upto| self.weighed(conn, after, upto),
+            |page| page.into_iter().try_for_each(&mut *f),
+        )
     }
 }
 

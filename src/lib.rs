@@ -13,6 +13,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod journal;
+pub mod ordered_pages;
 pub mod ratelimit;
 pub mod tokens;
 pub mod webhooks;
