@@ -160,7 +160,9 @@ where
     std::thread::scope(|scope| {
         let shared = &shared;
         scope.spawn(move || spare_reads(shared, spare, read, &to_here));
-        // Dropped before the scope joins the other thread, which it stops.
+        // Both dropped when this closure returns, before the scope joins the other thread:
+        // the stop wakes it if it waits for room to claim, and a send it makes then fails.
+        let from_spare = from_spare;
         let _stop = StopOnDrop(shared);
         hand_on(shared, here, read, &from_spare, &mut each)
     })
@@ -222,7 +224,9 @@ fn hand_on<C, P, E>(
             Ok((n, page)) => {
                 ready.insert(n, page?);
             }
-            // It ended without sending it: only when it stopped, which this thread does.
+            // It sends every page it claims before it ends, unless this thread stopped it, so
+            // it panicked: `std::thread::scope` raises that panic again when it joins it, and
+            // this return is never seen.
             Err(mpsc::RecvError) => return Ok(()),
         }
     }
