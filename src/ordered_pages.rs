@@ -31,6 +31,9 @@ struct Cursor {
     handed: usize,
     /// The calling thread has stopped (done, or an error): the other stops too.
     stopped: bool,
+    /// The other thread has claimed its first page, or ended: until then the calling thread
+    /// claims none, so the first page is always the other thread's.
+    spare_began: bool,
 }
 
 /// The shared cursor and the bound on pages read ahead.
@@ -90,8 +93,8 @@ impl<C, E> Shared<'_, C, E> {
         Ok(Claimed::Page(Claim { n, after, upto }))
     }
 
-    /// Claims the next page, waiting while `ahead` are out; None when all are claimed or the
-    /// read stopped.
+    /// The other thread's claim of the next page, waiting while `ahead` are out; None when
+    /// all are claimed or the read stopped.
     fn claim_waiting(&self, conn: &mut C) -> Result<Option<Claim>, E> {
         let mut cur = self.cursor.lock();
         loop {
@@ -99,11 +102,31 @@ impl<C, E> Shared<'_, C, E> {
                 return Ok(None);
             }
             match self.claim_held(&mut cur, conn)? {
-                Claimed::Page(claim) => return Ok(Some(claim)),
+                Claimed::Page(claim) => {
+                    if !cur.spare_began {
+                        cur.spare_began = true;
+                        self.moved.notify_all();
+                    }
+                    return Ok(Some(claim));
+                }
                 Claimed::All(_) => return Ok(None),
                 Claimed::Full => self.moved.wait(&mut cur),
             }
         }
+    }
+
+    /// Waits until the other thread has claimed its first page or ended.
+    fn wait_for_spare(&self) {
+        let mut cur = self.cursor.lock();
+        while !cur.spare_began {
+            self.moved.wait(&mut cur);
+        }
+    }
+
+    /// The other thread has ended: the calling thread waits for it no more.
+    fn spare_ended(&self) {
+        self.cursor.lock().spare_began = true;
+        self.moved.notify_all();
     }
 
     fn handed(&self, n: usize) {
@@ -114,6 +137,15 @@ impl<C, E> Shared<'_, C, E> {
     fn stop(&self) {
         self.cursor.lock().stopped = true;
         self.moved.notify_all();
+    }
+}
+
+/// Tells the calling thread that the other has ended, however it ends.
+struct EndedOnDrop<'s, 'f, C, E>(&'s Shared<'f, C, E>);
+
+impl<C, E> Drop for EndedOnDrop<'_, '_, C, E> {
+    fn drop(&mut self) {
+        self.0.spare_ended();
     }
 }
 
@@ -151,6 +183,7 @@ where
             claimed: 0,
             handed: 0,
             stopped: false,
+            spare_began: false,
         }),
         moved: Condvar::new(),
         ahead: ahead.max(1),
@@ -175,6 +208,7 @@ fn spare_reads<C, P, E>(
     read: ReadPage<'_, C, P, E>,
     to_here: &mpsc::SyncSender<(usize, Result<P, E>)>,
 ) {
+    let _ended = EndedOnDrop(shared);
     loop {
         let (n, page) = match shared.claim_waiting(conn) {
             Ok(Some(c)) => (c.n, read(conn, &c.after, c.upto.as_deref())),
@@ -198,6 +232,10 @@ fn hand_on<C, P, E>(
     from_spare: &mpsc::Receiver<(usize, Result<P, E>)>,
     each: &mut impl FnMut(P) -> Result<(), E>,
 ) -> Result<(), E> {
+    // The first page is the other thread's: it then always reads at least one, whatever the
+    // two threads' timing (a test checks that previews use it), and this thread waits only
+    // for it to start and find that page's end.
+    shared.wait_for_spare();
     let mut ready: BTreeMap<usize, P> = BTreeMap::new();
     let mut next = 0;
     loop {
@@ -273,12 +311,14 @@ mod tests {
             Ok((last < self.total).then(|| id(last)))
         }
 
+        /// Reads on a fake connection: its random state and the pages it has read.
         fn read(
             &self,
-            seed: &mut u64,
+            (seed, pages): &mut (u64, usize),
             after: &str,
             upto: Option<&str>,
         ) -> Result<Vec<String>, String> {
+            *pages += 1;
             *seed ^= *seed << 13;
             *seed ^= *seed >> 7;
             *seed ^= *seed << 17;
@@ -306,22 +346,28 @@ mod tests {
         let (done, finished) = mpsc::channel();
         std::thread::scope(|scope| {
             scope.spawn(move || {
-                let (mut here, mut spare) = (1u64, 0x9E37_79B9_7F4A_7C15u64);
+                let (mut here, mut spare) = ((1u64, 0), (0x9E37_79B9_7F4A_7C15u64, 0));
                 let got = in_order(
                     &mut here,
                     &mut spare,
                     ahead,
                     &|_, after| fake.end(after),
-                    &|seed, after, upto| fake.read(seed, after, upto),
+                    &|conn, after, upto| fake.read(conn, after, upto),
                     |page| {
                         fake.out.fetch_sub(1, Ordering::SeqCst);
                         each(page)
                     },
                 );
-                let _ = done.send(got);
+                let _ = done.send((got, spare.1));
             });
             match finished.recv_timeout(Duration::from_secs(60)) {
-                Ok(got) => got,
+                Ok((got, spare_pages)) => {
+                    // The first page is always the other thread's.
+                    if fake.fail_at.is_none() {
+                        assert!(spare_pages >= 1, "the other thread read no page");
+                    }
+                    got
+                }
                 Err(_) => {
                     eprintln!("in_order did not return within a minute: a thread left waiting");
                     std::process::abort()
