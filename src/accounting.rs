@@ -136,6 +136,11 @@ pub fn each_weighed(
         eq,
         cutoff,
         as_of,
+        facts: if eq.reads_unit_or_skill() {
+            db::contributions::PageFacts::All
+        } else {
+            db::contributions::PageFacts::NoUnitOrSkill
+        },
     };
     if let Some(spare) = spare {
         return read.shared(conn, spare, &mut f);
@@ -158,17 +163,14 @@ pub fn pages_read_on_spare() -> u64 {
     PAGES_ON_SPARE.load(Ordering::Relaxed)
 }
 
-/// Counts a page read on a spare connection.
-pub(crate) fn count_page_on_spare() {
-    PAGES_ON_SPARE.fetch_add(1, Ordering::Relaxed);
-}
-
 /// What [`each_weighed`] reads.
 struct Reader<'a> {
     network_id: &'a str,
     eq: &'a Compiled,
     cutoff: NaiveDateTime,
     as_of: NaiveDateTime,
+    /// The facts its pages carry, from the equation.
+    facts: db::contributions::PageFacts,
 }
 
 impl Reader<'_> {
@@ -203,11 +205,7 @@ impl Reader<'_> {
             after,
             upto,
             limit: PAGE,
-            facts: if self.eq.reads_unit_or_skill() {
-                db::contributions::PageFacts::All
-            } else {
-                db::contributions::PageFacts::NoUnitOrSkill
-            },
+            facts: self.facts,
         }
     }
 
@@ -237,7 +235,7 @@ impl Reader<'_> {
         spare: &mut AnyConnection,
         f: &mut impl FnMut(Weighed) -> Result<(), ApiError>,
     ) -> Result<(), ApiError> {
-        crate::ordered_pages::in_order(
+        let on_spare = crate::ordered_pages::in_order(
             conn,
             spare,
             PAGES_AHEAD,
@@ -251,7 +249,12 @@ impl Reader<'_> {
             },
             &|conn, after, upto| self.weighed(conn, after, upto),
             |page| page.into_iter().try_for_each(&mut *f),
-        )
+        )?;
+        PAGES_ON_SPARE.fetch_add(
+            u64::try_from(on_spare).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        Ok(())
     }
 }
 

@@ -159,7 +159,8 @@ impl<C, E> Drop for StopOnDrop<'_, '_, C, E> {
 }
 
 /// Reads pages from the start (`""`) to the end, on `here` and on `spare` (in a scoped
-/// thread), and hands each to `each` on this thread, in order. `end(conn, after)` gives the
+/// thread), and hands each to `each` on this thread, in order; returns how many pages were
+/// read on `spare`. `end(conn, after)` gives the
 /// last id of the page after `after` (None: that page runs to the end); `read(conn, after,
 /// upto)` reads the page after `after` up to `upto`. At most `ahead` pages are read and not yet
 /// handed on. The first error stops both threads and is returned; `each` is then not called
@@ -171,7 +172,7 @@ pub fn in_order<C, P, E>(
     end: PageEnd<'_, C, E>,
     read: ReadPage<'_, C, P, E>,
     mut each: impl FnMut(P) -> Result<(), E>,
-) -> Result<(), E>
+) -> Result<usize, E>
 where
     C: Send,
     P: Send,
@@ -192,34 +193,41 @@ where
     let (to_here, from_spare) = mpsc::sync_channel::<(usize, Result<P, E>)>(shared.ahead);
     std::thread::scope(|scope| {
         let shared = &shared;
-        scope.spawn(move || spare_reads(shared, spare, read, &to_here));
-        // Both dropped when this closure returns, before the scope joins the other thread:
-        // the stop wakes it if it waits for room to claim, and a send it makes then fails.
-        let from_spare = from_spare;
-        let _stop = StopOnDrop(shared);
-        hand_on(shared, here, read, &from_spare, &mut each)
+        let other = scope.spawn(move || spare_reads(shared, spare, read, &to_here));
+        let stop = StopOnDrop(shared);
+        let handed = hand_on(shared, here, read, &from_spare, &mut each);
+        // Before joining the other thread: the stop wakes it if it waits for room to claim,
+        // and a send it makes then fails.
+        drop(stop);
+        drop(from_spare);
+        let on_spare = other
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        handed.map(|()| on_spare)
     })
 }
 
-/// The other thread: claims and reads pages until all are claimed or the read stops.
+/// The other thread: claims and reads pages until all are claimed or the read stops; returns
+/// how many it read and sent.
 fn spare_reads<C, P, E>(
     shared: &Shared<'_, C, E>,
     conn: &mut C,
     read: ReadPage<'_, C, P, E>,
     to_here: &mpsc::SyncSender<(usize, Result<P, E>)>,
-) {
+) -> usize {
     let _ended = EndedOnDrop(shared);
+    let mut sent = 0;
     loop {
         let (n, page) = match shared.claim_waiting(conn) {
             Ok(Some(c)) => (c.n, read(conn, &c.after, c.upto.as_deref())),
-            Ok(None) => return,
+            Ok(None) => return sent,
             Err(e) => (usize::MAX, Err(e)),
         };
         let failed = page.is_err();
         if to_here.send((n, page)).is_err() || failed {
-            return;
+            return sent;
         }
-        crate::accounting::count_page_on_spare();
+        sent += 1;
     }
 }
 
@@ -263,8 +271,8 @@ fn hand_on<C, P, E>(
                 ready.insert(n, page?);
             }
             // It sends every page it claims before it ends, unless this thread stopped it, so
-            // it panicked: `std::thread::scope` raises that panic again when it joins it, and
-            // this return is never seen.
+            // it panicked: `in_order` raises that panic again when it joins it, and this
+            // return is never seen.
             Err(mpsc::RecvError) => return Ok(()),
         }
     }
@@ -366,7 +374,11 @@ mod tests {
                     if fake.fail_at.is_none() {
                         assert!(spare_pages >= 1, "the other thread read no page");
                     }
-                    got
+                    // What it returns is the pages the other connection read.
+                    if let Ok(on_spare) = got {
+                        assert_eq!(on_spare, spare_pages);
+                    }
+                    got.map(|_| ())
                 }
                 Err(_) => {
                     eprintln!("in_order did not return within a minute: a thread left waiting");
