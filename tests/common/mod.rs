@@ -195,6 +195,21 @@ impl TestApp {
             .expect("sql runs");
     }
 
+    /// Runs a query whose answer is one integer, in a column named `n`.
+    pub fn sql_count(&self, query: &str) -> i64 {
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let url = holoptic::db::DatabaseUrl::parse(&self.database_url).expect("url");
+        let mut conn = holoptic::db::conn::establish(&url).expect("connect");
+        diesel::sql_query(query)
+            .get_result::<Count>(&mut conn)
+            .expect("sql runs")
+            .n
+    }
+
     /// Runs raw SQL and returns the database's answer (for statements that must be refused).
     pub fn try_sql(&self, query: &str) -> Result<usize, String> {
         let url = holoptic::db::DatabaseUrl::parse(&self.database_url).expect("url");
