@@ -690,11 +690,17 @@ async fn balanced_history_past_64_bits(app: TestApp) {
 
 /// Each commit rewrites the kept sums (`paid_totals`) of every agent it pays. After many
 /// commits among enough members to fill several of the table's pages, the sums are exact on
-/// both backends. On PostgreSQL the table does not grow with the commits: each commit's new
-/// versions fit on their rows' own pages, and the dead ones are pruned there (the migration
-/// `paid_totals_updated_in_place`). Without it the table gained a page for about every 70
-/// rows a commit paid, and kept them (this test failed: 3 pages after the first commit, 25
-/// after the twentieth).
+/// both backends. On PostgreSQL the migration `paid_totals_updated_in_place` leaves half of
+/// each page free, so that a commit writes each new sum beside the one it replaces (a
+/// heap-only update) instead of on a new page. The first commit's sums fill their pages to
+/// half, and the second commit's fit beside them whether or not the first's have been pruned
+/// yet: the table keeps its size (a page more at most). Without the migration this test failed:
+/// the second commit moved every sum, and the table grew from 3 pages to 6.
+///
+/// Later commits find the old versions pruned when PostgreSQL has read their page again and
+/// no transaction can still see them; that can be put off while connections open and close
+/// around it, so the size after many commits is not asserted (alone: 6 pages after the first
+/// commit and 7 after the twentieth, against 3 and 25 without the migration).
 async fn kept_paid_sums_stay_in_place(app: TestApp) {
     const MEMBERS: usize = 200;
     const COMMITS: i64 = 20;
@@ -717,15 +723,15 @@ async fn kept_paid_sums_stay_in_place(app: TestApp) {
     post_batch(&app, &steward, items).await;
     let pages = || app.sql_count("SELECT (pg_relation_size('paid_totals') / 8192)::bigint AS n");
     let postgres = matches!(app.backend, common::Backend::Postgres);
-    let mut first = 0;
+    let mut after = Vec::new();
     for commit in 1..=COMMITS {
         // 200.00 EUR among 200 equal members: 1.00 each.
         let d = app
             .income_then("lab", &steward, "200", "EUR", "distribution")
             .await;
         assert_eq!(d["lines"].as_array().map(Vec::len), Some(MEMBERS), "{d}");
-        if commit == 1 && postgres {
-            first = pages();
+        if commit <= 2 && postgres {
+            after.push(pages());
         }
     }
     let members = i64::try_from(MEMBERS).expect("fits");
@@ -737,12 +743,13 @@ async fn kept_paid_sums_stay_in_place(app: TestApp) {
         members,
         "every member's kept sum is what the commits paid them"
     );
-    if postgres {
-        let last = pages();
+    if let [first, second] = after[..] {
         assert!(
-            last <= 2 * first,
-            "paid_totals grew from {first} to {last} pages over {COMMITS} commits"
+            second <= first + 1,
+            "paid_totals grew from {first} pages to {second} in the second commit"
         );
+    } else {
+        assert!(!postgres, "pages read after the first two commits");
     }
 }
 

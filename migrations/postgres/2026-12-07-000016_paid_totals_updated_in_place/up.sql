@@ -6,7 +6,8 @@
 -- read of one network's sums took 17 ms instead of 3. VACUUM marks the space free but does not
 -- give it back, so the read stays that long. Half of each page is left free instead: a
 -- commit's new versions fit on their own page (heap-only updates, no index entry), and the
--- dead ones are pruned the next time the page is read, with or without autovacuum.
+-- dead ones are pruned when the page is next read once no transaction can still see them,
+-- with or without autovacuum.
 ALTER TABLE paid_totals SET (fillfactor = 50);
 -- Rewrite the rows already there with the setting (and in key order, a network's together).
 CLUSTER paid_totals USING paid_totals_pkey;
