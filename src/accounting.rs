@@ -444,15 +444,7 @@ impl Digest {
         }
         self.last.clear();
         self.last.push_str(id);
-        self.line.clear();
-        self.line.push_str("c|");
-        self.line.push_str(id);
-        self.line.push('|');
-        self.line.push_str(agent);
-        self.line.push('|');
-        push_decimal(&mut self.line, value);
-        self.line.push('\n');
-        self.hash.update(self.line.as_bytes());
+        self.hash_line("c|", id, agent, value);
     }
 
     /// The digest, or None when the contributions did not come in byte order.
@@ -463,14 +455,29 @@ impl Digest {
         let mut paid: Vec<_> = history.paid.iter().collect();
         paid.sort();
         for ((b, a), v) in paid {
-            self.hash.update(format!("paid|{b}|{a}|{v}\n"));
+            self.hash_line("paid|", b, a, *v);
         }
         let mut claims: Vec<_> = history.claims.iter().collect();
         claims.sort();
         for ((b, c), v) in claims {
-            self.hash.update(format!("claim|{b}|{c}|{v}\n"));
+            self.hash_line("claim|", b, c, *v);
         }
         Some(hex::encode(self.hash.finalize()))
+    }
+
+    /// Hashes the line `{tag}{first}|{second}|{value}\n`, as `format!` would write it: a
+    /// contribution's (`c|`, its id, its agent) and the history's (`paid|` or `claim|`, the
+    /// bucket, the agent or contribution; a `balanced` pool has one per member it paid).
+    fn hash_line(&mut self, tag: &str, first: &str, second: &str, value: Decimal) {
+        self.line.clear();
+        self.line.push_str(tag);
+        self.line.push_str(first);
+        self.line.push('|');
+        self.line.push_str(second);
+        self.line.push('|');
+        push_decimal(&mut self.line, value);
+        self.line.push('\n');
+        self.hash.update(self.line.as_bytes());
     }
 }
 
@@ -694,11 +701,17 @@ mod tests {
         let mut history = History::default();
         history
             .paid
+            .insert(("p".into(), "a2".into()), Decimal::new(1250, 2));
+        history
+            .paid
             .insert(("p".into(), "a1".into()), Decimal::new(7, 0));
+        history
+            .claims
+            .insert(("p".into(), "c3".into()), Decimal::new(-3, 1));
         let text = format!(
             "equation|{}\namount|12345|2\ncutoff|2026-01-15 10:30:00\n\
              c|c1|a1|2.5\nc|c2|a2|0.000000000000000001\nc|c3|a1|100\nc|c4|a3|-0.15\n\
-             paid|p|a1|7\n",
+             paid|p|a1|7\npaid|p|a2|12.50\nclaim|p|c3|-0.3\n",
             eq.hash
         );
         assert_eq!(

@@ -20,10 +20,6 @@ pub const SHARE_DIGITS: u32 = 18;
 pub struct Part {
     /// Index in the input.
     pub index: usize,
-    /// A·w_i in the common integer scale (the exact share is numerator / denominator).
-    pub numerator: BigInt,
-    /// W in the common integer scale.
-    pub denominator: BigInt,
     /// Amount in minor units.
     pub amount: Decimal,
     /// A·w/W in minor units, as decimal text with 18 digits after the point (truncated).
@@ -65,7 +61,18 @@ fn tie_key(salt: &[u8], key: &[u8]) -> [u8; 32] {
 /// numerator / denominator as decimal text with [`SHARE_DIGITS`] digits (truncated).
 pub fn share_text(numerator: &BigInt, denominator: &BigInt) -> String {
     let scaled = numerator * BigInt::from(10u8).pow(SHARE_DIGITS) / denominator;
-    let digits = scaled.to_string();
+    with_point(&scaled.to_string())
+}
+
+/// [`share_text`] in 128-bit integers, when numerator × 10^[`SHARE_DIGITS`] fits.
+fn narrow_share_text(numerator: u128, denominator: u128) -> Option<String> {
+    let scaled = numerator.checked_mul(10u128.checked_pow(SHARE_DIGITS)?)? / denominator;
+    Some(with_point(&scaled.to_string()))
+}
+
+/// The digits of a number of 10^-[`SHARE_DIGITS`] units, as decimal text with that many
+/// digits after the point.
+fn with_point(digits: &str) -> String {
     let width = usize::try_from(SHARE_DIGITS).unwrap_or(18) + 1;
     let padded = format!("{digits:0>width$}");
     let (int, frac) = padded.split_at(padded.len() - (width - 1));
@@ -106,48 +113,154 @@ pub fn allocate(
         return Err(AllocError::NegativeWeight(i));
     }
     let scale = weights.iter().map(Decimal::scale).max().unwrap_or(0);
+    match narrow(amount, weights, scale) {
+        Some(Ok(narrow)) => finish(narrow, keys, salt),
+        Some(Err(e)) => Err(e),
+        None => finish(wide(amount, weights, scale)?, keys, salt),
+    }
+}
+
+/// Steps 1 and 2 of [`allocate`], each recipient's floor and remainder, before the leftover
+/// units are placed.
+struct Floors<T> {
+    /// q_i, then q_i + 1 for the recipients given a leftover unit.
+    floors: Vec<T>,
+    /// r_i.
+    rems: Vec<T>,
+    /// A·w_i / W as decimal text.
+    shares: Vec<String>,
+    /// L.
+    leftover: usize,
+}
+
+/// [`Floors`] in 128-bit integers: None when a weight, W, A·w_i or a share's scaled numerator
+/// does not fit (then [`wide`] gives the same figures in big integers). Among 10,000 members
+/// the big integers' allocations and divisions were about 5% of a 52-week `balanced` preview
+/// on PostgreSQL (`perf record`).
+fn narrow(
+    amount: Decimal,
+    weights: &[Decimal],
+    scale: u32,
+) -> Option<Result<Floors<u128>, AllocError>> {
+    let widen = |d: Decimal| -> Option<u128> {
+        let m = u128::try_from(d.mantissa()).ok()?;
+        m.checked_mul(10u128.checked_pow(scale.checked_sub(d.scale())?)?)
+    };
+    let ints = weights
+        .iter()
+        .map(|w| widen(*w))
+        .collect::<Option<Vec<u128>>>()?;
+    let total = ints.iter().try_fold(0u128, |t, w| t.checked_add(*w))?;
+    if total == 0 {
+        return Some(Err(AllocError::NoWeight));
+    }
+    let a = u128::try_from(amount.trunc().mantissa()).ok()?;
+    let mut out = Floors {
+        floors: Vec::with_capacity(ints.len()),
+        rems: Vec::with_capacity(ints.len()),
+        shares: Vec::with_capacity(ints.len()),
+        leftover: 0,
+    };
+    let mut placed = 0u128;
+    for w in &ints {
+        let n = a.checked_mul(*w)?;
+        let q = n / total;
+        placed = placed.checked_add(q)?;
+        out.floors.push(q);
+        out.rems.push(n % total);
+        out.shares.push(narrow_share_text(n, total)?);
+    }
+    out.leftover = match a.checked_sub(placed).map(usize::try_from) {
+        Some(Ok(l)) => l,
+        _ => return Some(Err(AllocError::TooLarge)),
+    };
+    Some(Ok(out))
+}
+
+/// [`Floors`] in big integers.
+fn wide(amount: Decimal, weights: &[Decimal], scale: u32) -> Result<Floors<BigInt>, AllocError> {
     let ints: Vec<BigInt> = weights.iter().map(|w| to_big(*w, scale)).collect();
     let total: BigInt = ints.iter().sum();
     if total.is_zero() {
         return Err(AllocError::NoWeight);
     }
     let a = to_big(amount.trunc(), 0);
-    let mut floors = Vec::with_capacity(ints.len());
-    let mut rems = Vec::with_capacity(ints.len());
-    let mut numerators = Vec::with_capacity(ints.len());
+    let mut out = Floors {
+        floors: Vec::with_capacity(ints.len()),
+        rems: Vec::with_capacity(ints.len()),
+        shares: Vec::with_capacity(ints.len()),
+        leftover: 0,
+    };
     for w in &ints {
         let n = &a * w;
         let (q, r) = n.div_mod_floor(&total);
-        floors.push(q);
-        rems.push(r);
-        numerators.push(n);
+        out.floors.push(q);
+        out.rems.push(r);
+        out.shares.push(share_text(&n, &total));
     }
-    let placed: BigInt = floors.iter().sum();
-    let leftover = (&a - placed).to_usize().ok_or(AllocError::TooLarge)?;
-    if leftover > 0 {
+    let placed: BigInt = out.floors.iter().sum();
+    out.leftover = (&a - placed).to_usize().ok_or(AllocError::TooLarge)?;
+    Ok(out)
+}
+
+/// A floor of [`Floors`]: one more unit for a leftover, and as a [`Decimal`] of whole minor
+/// units.
+trait WholeUnits: Ord {
+    fn one_more(&mut self);
+    fn units(&self) -> Result<Decimal, AllocError>;
+}
+
+impl WholeUnits for u128 {
+    // A floor given a leftover unit is below A, so it stays below u128::MAX.
+    fn one_more(&mut self) {
+        *self += 1;
+    }
+
+    fn units(&self) -> Result<Decimal, AllocError> {
+        let i = i128::try_from(*self).map_err(|_| AllocError::TooLarge)?;
+        Decimal::try_from_i128_with_scale(i, 0).map_err(|_| AllocError::TooLarge)
+    }
+}
+
+impl WholeUnits for BigInt {
+    fn one_more(&mut self) {
+        *self += 1u8;
+    }
+
+    fn units(&self) -> Result<Decimal, AllocError> {
+        debug_assert!(!self.is_negative());
+        from_big(self)
+    }
+}
+
+/// Step 3 of [`allocate`], then the parts in input order.
+fn finish<T: WholeUnits>(
+    mut f: Floors<T>,
+    keys: &[&[u8]],
+    salt: &[u8],
+) -> Result<Vec<Part>, AllocError> {
+    if f.leftover > 0 {
         // Each recipient's tie-break key is hashed once, not twice per comparison: among
         // 10,000 equal remainders the sort made about 280,000 hashes (8% of a preview).
-        let ties: Vec<[u8; 32]> = (0..ints.len())
+        let ties: Vec<[u8; 32]> = (0..f.floors.len())
             .map(|i| tie_key(salt, keys.get(i).copied().unwrap_or_default()))
             .collect();
-        let mut order: Vec<usize> = (0..ints.len()).collect();
+        let mut order: Vec<usize> = (0..f.floors.len()).collect();
+        let rems = &f.rems;
         order.sort_by(|&i, &j| rems[j].cmp(&rems[i]).then_with(|| ties[i].cmp(&ties[j])));
-        for &i in order.iter().take(leftover) {
-            floors[i] += 1;
+        for &i in order.iter().take(f.leftover) {
+            f.floors[i].one_more();
         }
     }
-    floors
+    f.floors
         .iter()
-        .zip(&numerators)
+        .zip(f.shares)
         .enumerate()
-        .map(|(index, (f, n))| {
-            debug_assert!(!f.is_negative());
+        .map(|(index, (floor, exact_share))| {
             Ok(Part {
                 index,
-                amount: from_big(f)?,
-                exact_share: share_text(n, &total),
-                numerator: n.clone(),
-                denominator: total.clone(),
+                amount: floor.units()?,
+                exact_share,
             })
         })
         .collect()
@@ -250,7 +363,80 @@ mod tests {
         ]
     }
 
+    /// Any decimal weight, from zero to the largest, at any scale.
+    fn any_weight() -> impl Strategy<Value = Decimal> {
+        prop_oneof![
+            weight(),
+            (any::<u64>(), 0u32..29)
+                .prop_map(|(m, s)| Decimal::from_i128_with_scale(i128::from(m), s)),
+            (any::<u128>(), 0u32..29).prop_map(|(m, s)| {
+                let m = i128::try_from(m >> 32).unwrap_or(0);
+                Decimal::from_i128_with_scale(m, s)
+            }),
+        ]
+    }
+
+    /// Parts computed in big integers, whatever the sizes.
+    fn wide_parts(a: Decimal, ws: &[Decimal], keys: &[&[u8]], salt: &[u8]) -> Vec<Part> {
+        let scale = ws.iter().map(Decimal::scale).max().unwrap_or(0);
+        finish(wide(a, ws, scale).expect("floors"), keys, salt).expect("parts")
+    }
+
+    #[test]
+    fn narrow_where_it_fits_and_wide_past_it() {
+        let k = keys(3);
+        let kr: Vec<&[u8]> = k.iter().map(Vec::as_slice).collect();
+        // 1,000.00 EUR among weights like a 52-week preview's: 128 bits hold it.
+        let ws = [d("2.572649572649"), d("0.5"), d("1024.000000000001")];
+        assert!(matches!(narrow(d("100000"), &ws, 12), Some(Ok(_))));
+        let parts = allocate(d("100000"), &ws, &kr, b"s").expect("allocates");
+        assert_eq!(parts, wide_parts(d("100000"), &ws, &kr, b"s"));
+        // The largest amount among weights of 28 decimals: A·w_i needs more than 128 bits.
+        let big = [Decimal::MAX, d("0.0000000000000000000000000001")];
+        assert!(narrow(Decimal::MAX, &big, 28).is_none());
+        let parts = allocate(Decimal::MAX, &big, &kr[..2], b"s").expect("allocates");
+        assert_eq!(parts, wide_parts(Decimal::MAX, &big, &kr[..2], b"s"));
+        assert_eq!(
+            parts.iter().map(|p| p.amount).sum::<Decimal>(),
+            Decimal::MAX
+        );
+        // Each recipient's share text needs 10^18 times A·w_i: past 128 bits before A·w_i is.
+        let ws = [d("1"), d("1")];
+        let a = d("1000000000000000000000");
+        assert!(narrow(a, &ws, 0).is_none());
+        assert_eq!(
+            allocate(a, &ws, &kr[..2], b"s").expect("allocates")[0].exact_share,
+            "500000000000000000000.000000000000000000"
+        );
+    }
+
     proptest! {
+        /// Wherever the parts fit 128-bit integers, they are the big integers' parts.
+        #[test]
+        fn narrow_parts_are_the_wide_parts(
+            amount in prop_oneof![3 => 0u64..10_000_000u64, 1 => any::<u64>()],
+            // Mostly weights that fit (the narrow path), some of any size (often the wide).
+            ws in prop_oneof![
+                3 => proptest::collection::vec(weight(), 1..40),
+                1 => proptest::collection::vec(any_weight(), 1..40),
+            ],
+            salt in "[a-z0-9]{1,12}",
+        ) {
+            prop_assume!(ws.iter().any(|w| !w.is_zero()));
+            let a = Decimal::from(amount);
+            let k = keys(ws.len());
+            let kr: Vec<&[u8]> = k.iter().map(Vec::as_slice).collect();
+            let scale = ws.iter().map(Decimal::scale).max().unwrap_or(0);
+            if let Some(floors) = narrow(a, &ws, scale) {
+                let narrow = finish(floors.expect("floors"), &kr, salt.as_bytes());
+                prop_assert_eq!(narrow.expect("parts"), wide_parts(a, &ws, &kr, salt.as_bytes()));
+            }
+            prop_assert_eq!(
+                allocate(a, &ws, &kr, salt.as_bytes()).expect("allocates"),
+                wide_parts(a, &ws, &kr, salt.as_bytes())
+            );
+        }
+
         #[test]
         fn sums_exactly_within_one_unit_zero_gets_zero_order_free(
             amount in 0u64..10_000_000_000_000u64,
