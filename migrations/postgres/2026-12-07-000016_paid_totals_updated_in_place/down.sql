@@ -1,1 +1,2 @@
+ALTER TABLE paid_totals SET WITHOUT CLUSTER;
 ALTER TABLE paid_totals RESET (fillfactor);
