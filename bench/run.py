@@ -580,6 +580,11 @@ def machine():
         "memory": f"{int(mem) // 1024 // 1024} GiB",
         "kernel": platform.release(),
         "postgres": sh(["psql", "-At", PG_ADMIN, "-c", "SHOW server_version"]).strip(),
+        # The bench's databases are created with template1's; the baselines' tables use it.
+        "postgres collation": sh(["psql", "-At", PG_ADMIN, "-c",
+                                  "SELECT datcollate FROM pg_database WHERE datname = 'template1'"]).strip()
+        + " (new databases' default: the baselines' tables compare text with it; Holoptic's "
+          "text columns compare byte by byte, \"C\", whatever it is)",
         "sqlite": sqlite3.sqlite_version + " (python's, for the baseline; the service bundles its own)",
         "rustc": sh(["rustc", "--version"]).strip(),
         "wrk": "wrk (Debian package)",

@@ -204,6 +204,7 @@ impl From<DbError> for ApiError {
 impl From<diesel::result::Error> for ApiError {
     fn from(e: diesel::result::Error) -> Self {
         use diesel::result::{DatabaseErrorKind as K, Error as E};
+        crate::db::conn::note_query_error(&e);
         if let E::DatabaseError(K::UniqueViolation, info) = &e {
             if info.message() == crate::db::idempotency::KEY_TAKEN {
                 return ApiError::IdempotencyInProgress;
@@ -232,8 +233,23 @@ pub(crate) fn is_transient_error(e: &diesel::result::Error) -> bool {
     }
 }
 
+/// Whether `e` is PostgreSQL refusing a statement kept prepared because its result columns
+/// changed type since it was prepared (see [`crate::db::conn::note_query_error`]). Nothing was
+/// applied, and the same request on another connection succeeds.
+pub(crate) fn is_stale_statement(e: &diesel::result::Error) -> bool {
+    use diesel::result::Error as E;
+    match e {
+        E::DatabaseError(_, info) => info.message().contains(STALE_STATEMENT),
+        E::RollbackErrorOnCommit { commit_error, .. } => is_stale_statement(commit_error),
+        _ => false,
+    }
+}
+
+/// PostgreSQL's message for a prepared statement whose result type changed.
+const STALE_STATEMENT: &str = "cached plan must not change result type";
+
 /// Messages of failures that go away by themselves: the database restarting, SQLite busy,
-/// a read-only or full disk.
+/// a read-only or full disk, a statement prepared before a column's type changed.
 fn is_transient(message: &str) -> bool {
     const TRANSIENT: &[&str] = &[
         "database is locked",
@@ -253,6 +269,7 @@ fn is_transient(message: &str) -> bool {
         "broken pipe",
         "connection reset",
         "deadlock detected",
+        STALE_STATEMENT,
     ];
     let m = message.to_ascii_lowercase();
     TRANSIENT.iter().any(|t| m.contains(t))

@@ -47,10 +47,16 @@ fn both_backends_create_the_same_tables_and_columns() {
 /// A fresh database on `backend` with every migration applied (it lasts as long as the
 /// `TestDb`).
 fn migrated(backend: Backend) -> (TestDb, AnyConnection) {
+    let (test_db, _, conn) = migrated_at(backend);
+    (test_db, conn)
+}
+
+/// Like [`migrated`], with the database's URL.
+fn migrated_at(backend: Backend) -> (TestDb, String, AnyConnection) {
     let (test_db, url) = TestDb::create(backend);
     let mut conn = establish(&DatabaseUrl::parse(&url).expect("url")).expect("connect");
     db::migrate(&mut conn).expect("up");
-    (test_db, conn)
+    (test_db, url, conn)
 }
 
 /// Reverts migrations until `version` and every later one are undone.
@@ -305,7 +311,7 @@ fn appended_entries_are_queued(backend: Backend) {
     use holoptic::db::rows::JournalRow;
     use holoptic::db::schema::journal_unsealed;
 
-    let (_db, mut conn) = migrated(backend);
+    let (_db, url, mut conn) = migrated_at(backend);
     diesel::sql_query(network_sql("n1"))
         .execute(&mut conn)
         .expect("network");
@@ -335,6 +341,9 @@ fn appended_entries_are_queued(backend: Backend) {
     assert_eq!(queued(&mut conn), want);
 
     down_to_before(&mut conn, "20261206000014");
+    // Reverting 000017 changed the type (collation) of the columns the statements above keep
+    // prepared read, which PostgreSQL then refuses to run: a new connection prepares them anew.
+    let mut conn = establish(&DatabaseUrl::parse(&url).expect("url")).expect("connect");
     db::journal::append(&mut conn, &entry("e5")).expect("appended without the trigger");
     assert_eq!(queued(&mut conn), want, "nothing queues it after down");
 }
@@ -492,4 +501,106 @@ fn contribution_references_are_kept_on_sqlite() {
 #[test]
 fn contribution_references_are_kept_on_postgres() {
     contribution_references_are_kept(Backend::Postgres);
+}
+
+/// Migration 000017: on PostgreSQL every text column compares byte by byte ("C"), as SQLite's
+/// do, whatever collation the database was created with. Checked on a database created with
+/// ICU's en-US collation, where "a1" sorts before "B1" (in bytes "B" is 0x42, "a" 0x61): after
+/// the migration ids sort and bound pages in byte order; after its down, in the database's.
+#[test]
+fn text_is_compared_byte_by_byte_on_postgres() {
+    use diesel::RunQueryDsl;
+
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        id: String,
+    }
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let (_db, url) = TestDb::create_with(
+        Backend::Postgres,
+        "TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'",
+    );
+    let mut conn = establish(&DatabaseUrl::parse(&url).expect("url")).expect("connect");
+    db::migrate(&mut conn).expect("up");
+    let count = |conn: &mut AnyConnection, sql: &str| -> i64 {
+        diesel::sql_query(sql)
+            .get_result::<Count>(conn)
+            .expect(sql)
+            .n
+    };
+    let columns = "SELECT count(*) AS n FROM information_schema.columns \
+                   WHERE table_schema = 'public' AND data_type = 'text' \
+                   AND table_name <> '__diesel_schema_migrations'";
+    let text_columns = count(&mut conn, columns);
+    assert!(text_columns > 100, "{text_columns} text columns");
+    assert_eq!(
+        count(
+            &mut conn,
+            &format!("{columns} AND collation_name IS DISTINCT FROM 'C'")
+        ),
+        0,
+        "every text column is compared byte by byte"
+    );
+    for id in ["a1", "B1"] {
+        diesel::sql_query(agent_sql(id))
+            .execute(&mut conn)
+            .expect("agent");
+    }
+    let ordered = |conn: &mut AnyConnection| -> Vec<String> {
+        diesel::sql_query("SELECT id FROM agents ORDER BY id")
+            .load::<Row>(conn)
+            .expect("ids")
+            .into_iter()
+            .map(|r| r.id)
+            .collect()
+    };
+    let after_a = "SELECT count(*) AS n FROM agents WHERE id > 'a'";
+    assert_eq!(ordered(&mut conn), ["B1", "a1"]);
+    assert_eq!(
+        count(&mut conn, after_a),
+        1,
+        "only a1 is after \"a\" in bytes"
+    );
+
+    down_to_before(&mut conn, "20261207000017");
+    assert_eq!(
+        count(&mut conn, &format!("{columns} AND collation_name = 'C'")),
+        0,
+        "down gives the columns the database's collation back"
+    );
+    assert_eq!(ordered(&mut conn), ["a1", "B1"], "en-US order after down");
+    assert_eq!(count(&mut conn, after_a), 2);
+}
+
+/// A migration run by another instance (as 000017 changes every text column's collation)
+/// changes the result type of statements this instance keeps prepared, which PostgreSQL then
+/// refuses on every run ("cached plan must not change result type"). The request that meets
+/// it answers 503, retryable, and its connection is discarded with its statements: the next
+/// request, on a new connection (the pool has one), answers 200.
+#[tokio::test]
+async fn statements_prepared_before_a_type_change_are_let_go_on_postgres() {
+    use common::TestApp;
+    use reqwest::{Method, StatusCode};
+
+    let app = TestApp::spawn_configured(Backend::Postgres, |c| c.db_pool_size = 1).await;
+    let me = app.agent("Ada").await;
+    let get_me = || app.send(Method::GET, "/v1/agents/me", Some(&me.token), None, &[]);
+    assert_eq!(get_me().await.status, StatusCode::OK);
+    app.sql("ALTER TABLE agents ALTER COLUMN display_name TYPE text COLLATE \"POSIX\"");
+    let stale = get_me().await;
+    stale.assert_problem(503, None);
+    assert_eq!(
+        stale.body["type"],
+        "urn:holoptic:problem:service-unavailable"
+    );
+    assert!(stale.headers.contains_key("retry-after"));
+    let again = get_me().await;
+    assert_eq!(again.status, StatusCode::OK, "{:?}", again.body);
+    assert_eq!(again.body["display_name"], "Ada");
+    assert_eq!(get_me().await.status, StatusCode::OK);
 }

@@ -272,7 +272,18 @@ thread_local! {
 /// which would cost a round trip on every request.
 pub fn check_after_failure(conn: &mut AnyConnection) {
     let alive = diesel::sql_query("SELECT 1").execute(conn).is_ok();
-    DEAD.with(|dead| dead.set(!alive));
+    DEAD.with(|dead| dead.set(dead.get() || !alive));
+}
+
+/// Called with each query error on the thread that holds the connection it came from: a
+/// statement this connection keeps prepared whose result columns changed type since (a
+/// migration run by another instance changed a column's type or collation) fails on every
+/// later run, so the connection is discarded when it goes back to the pool, with every
+/// statement it keeps, and the next one prepares them anew.
+pub fn note_query_error(e: &diesel::result::Error) {
+    if crate::error::is_stale_statement(e) {
+        DEAD.with(|dead| dead.set(true));
+    }
 }
 
 /// r2d2 manager that picks the backend by URL scheme (the derived `establish` would try

@@ -44,6 +44,12 @@ pub enum TestDb {
 impl TestDb {
     /// A fresh, empty database and its URL.
     pub fn create(backend: Backend) -> (Self, String) {
+        Self::create_with(backend, "")
+    }
+
+    /// Like [`TestDb::create`], with `options` after PostgreSQL's `CREATE DATABASE name`
+    /// (a locale, say); SQLite has none.
+    pub fn create_with(backend: Backend, options: &str) -> (Self, String) {
         match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
@@ -55,7 +61,7 @@ impl TestDb {
                 let admin = pg_admin_url();
                 let mut conn = PgConnection::establish(&admin)
                     .unwrap_or_else(|e| panic!("PostgreSQL tests need a server at {admin}: {e}"));
-                diesel::sql_query(format!("CREATE DATABASE {name}"))
+                diesel::sql_query(format!("CREATE DATABASE {name} {options}"))
                     .execute(&mut conn)
                     .expect("create database");
                 let (without_query, query) = admin.split_once('?').unwrap_or((admin.as_str(), ""));
