@@ -6,7 +6,7 @@ use chrono::NaiveDateTime;
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
-use diesel::sql_types::{Array, Integer, Nullable, Text, Timestamp};
+use diesel::sql_types::{Array, Binary, Integer, Nullable, Text, Timestamp};
 
 use super::gather::{Gather, Group};
 use super::rows::{ContributionRow, IdempotencyRow, JournalRow};
@@ -98,7 +98,7 @@ impl Ending for Keyed<'_> {
         walk_entry(entry, out.reborrow())?;
         out.push_sql(
             ") INSERT INTO idempotency_keys (scope, idem_key, request_hash, state, \
-             status_code, content_type, response_body, created_at) SELECT ",
+             status_code, content_type, response_body, created_at, response_zstd) SELECT ",
         );
         let k = self.0;
         binds!(out;
@@ -110,6 +110,7 @@ impl Ending for Keyed<'_> {
             Nullable<Text> => &k.content_type,
             Nullable<Text> => &k.response_body,
             Timestamp => &k.created_at,
+            Nullable<Binary> => &k.response_zstd,
         );
         out.push_sql(" FROM g");
         Ok(())
@@ -278,6 +279,7 @@ struct Columns<'a> {
     k_content_type: Vec<Option<&'a str>>,
     k_response_body: Vec<Option<&'a str>>,
     k_created_at: Vec<Option<NaiveDateTime>>,
+    k_response_zstd: Vec<Option<&'a [u8]>>,
 }
 
 impl<'a> Columns<'a> {
@@ -316,6 +318,7 @@ impl<'a> Columns<'a> {
             k_content_type: col(writes, |w| key(w).and_then(|k| k.content_type.as_deref())),
             k_response_body: col(writes, |w| key(w).and_then(|k| k.response_body.as_deref())),
             k_created_at: col(writes, |w| key(w).map(|k| k.created_at)),
+            k_response_zstd: col(writes, |w| key(w).and_then(|k| k.response_zstd.as_deref())),
         }
     }
 }
@@ -365,6 +368,7 @@ impl QueryFragment<Pg> for Columns<'_> {
             Array<Nullable<Text>> => &self.k_content_type,
             Array<Nullable<Text>> => &self.k_response_body,
             Array<Nullable<Timestamp>> => &self.k_created_at,
+            Array<Nullable<Binary>> => &self.k_response_zstd,
         );
         // `g` holds the writes whose recorder may write to the network their path names (as
         // `g` of [`AsMember`] for one); every part inserts `FROM g`, which is read once.
@@ -373,7 +377,7 @@ impl QueryFragment<Pg> for Columns<'_> {
              skill, description, evidence_url, cites, corrects, occurred_at, recorded_at, \
              e_id, e_network_id, e_recorded_at, e_actor, e_kind, e_body, k_scope, k_key, \
              k_request_hash, k_state, k_status_code, k_content_type, k_response_body, \
-             k_created_at)), \
+             k_created_at, k_response_zstd)), \
              g AS MATERIALIZED (SELECT * FROM r WHERE EXISTS (SELECT 1 FROM networks n \
              JOIN memberships m ON m.network_id = n.id WHERE n.id = r.network_id \
              AND (n.id = r.network_key OR n.slug = r.network_key) \
@@ -386,9 +390,9 @@ impl QueryFragment<Pg> for Columns<'_> {
              w1 AS (INSERT INTO journal_entries (id, network_id, recorded_at, actor, kind, \
              body) SELECT e_id, e_network_id, e_recorded_at, e_actor, e_kind, e_body FROM g), \
              w2 AS (INSERT INTO idempotency_keys (scope, idem_key, request_hash, state, \
-             status_code, content_type, response_body, created_at) SELECT k_scope, k_key, \
-             k_request_hash, k_state, k_status_code, k_content_type, k_response_body, \
-             k_created_at FROM g WHERE k_scope IS NOT NULL) \
+             status_code, content_type, response_body, created_at, response_zstd) SELECT \
+             k_scope, k_key, k_request_hash, k_state, k_status_code, k_content_type, \
+             k_response_body, k_created_at, k_response_zstd FROM g WHERE k_scope IS NOT NULL) \
              SELECT id FROM g",
         );
         Ok(())

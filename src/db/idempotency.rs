@@ -75,7 +75,7 @@ pub fn claim(
             content_type: row
                 .content_type
                 .unwrap_or_else(|| "application/json".into()),
-            body: row.response_body.unwrap_or_default(),
+            body: Stored::read(row.response_body, row.response_zstd)?,
         },
         "applied" if row.created_at < stale_before => Claim::AppliedResponseLost,
         "in_progress" if row.created_at < stale_before => Claim::Fresh,
@@ -192,6 +192,8 @@ impl RequestKey {
 
     /// The key's row as a write records it: `applied`, or `done` with `response`.
     fn row(&self, response: Option<(u16, &str, &str)>, now: NaiveDateTime) -> IdempotencyRow {
+        let stored = response.map(|(_, _, b)| Stored::of(b));
+        let (response_body, response_zstd) = stored.map_or((None, None), Stored::columns);
         IdempotencyRow {
             scope: self.scope.clone(),
             idem_key: self.key.clone(),
@@ -204,8 +206,9 @@ impl RequestKey {
             .into(),
             status_code: response.map(|(s, _, _)| i32::from(s)),
             content_type: response.map(|(_, c, _)| c.to_owned()),
-            response_body: response.map(|(_, _, b)| b.to_owned()),
+            response_body,
             created_at: now,
+            response_zstd,
         }
     }
 
@@ -235,6 +238,7 @@ impl RequestKey {
                 idempotency_keys::status_code.eq(row.status_code),
                 idempotency_keys::content_type.eq(&row.content_type),
                 idempotency_keys::response_body.eq(&row.response_body),
+                idempotency_keys::response_zstd.eq(&row.response_zstd),
                 idempotency_keys::created_at.eq(row.created_at),
             ))
             .execute(conn)?
@@ -258,6 +262,7 @@ pub fn complete(
     content_type: &str,
     body: &str,
 ) -> QueryResult<()> {
+    let (response_body, response_zstd) = Stored::of(body).columns();
     diesel::update(
         idempotency_keys::table
             .find((&key.scope, &key.key))
@@ -267,7 +272,8 @@ pub fn complete(
         idempotency_keys::state.eq("done"),
         idempotency_keys::status_code.eq(i32::from(status)),
         idempotency_keys::content_type.eq(content_type),
-        idempotency_keys::response_body.eq(body),
+        idempotency_keys::response_body.eq(response_body),
+        idempotency_keys::response_zstd.eq(response_zstd),
     ))
     .execute(conn)
     .map(|_| ())
@@ -283,17 +289,61 @@ pub fn store(
     body: &str,
     now: NaiveDateTime,
 ) -> QueryResult<()> {
-    let row = IdempotencyRow {
-        scope: key.scope.clone(),
-        idem_key: key.key.clone(),
-        request_hash: key.request_hash.clone(),
-        state: "done".into(),
-        status_code: Some(i32::from(status)),
-        content_type: Some(content_type.to_owned()),
-        response_body: Some(body.to_owned()),
-        created_at: now,
-    };
+    let row = key.row(Some((status, content_type, body)), now);
     insert_new(conn, &row).map(|_| ())
+}
+
+/// A stored answer as its row keeps it: as text below [`Stored::COMPRESSED_FROM`] bytes,
+/// compressed (zstd) from there. A 52-week preview answers megabytes of JSON: sent and kept as
+/// text, PostgreSQL spent more CPU storing it than on a fifth of the preview's reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stored {
+    /// `response_body`.
+    Text(String),
+    /// `response_zstd`.
+    Zstd(Vec<u8>),
+}
+
+impl Stored {
+    /// Answers this long or longer are kept compressed.
+    pub const COMPRESSED_FROM: usize = 16 * 1024;
+
+    /// zstd's level: its fastest positive one (a preview's 2.5 MB of JSON in a few ms).
+    const LEVEL: i32 = 1;
+
+    /// How `body` is kept.
+    pub fn of(body: &str) -> Self {
+        if body.len() < Self::COMPRESSED_FROM {
+            return Stored::Text(body.to_owned());
+        }
+        // Compressing a buffer in memory fails only when zstd cannot allocate its context.
+        zstd::bulk::compress(body.as_bytes(), Self::LEVEL)
+            .map_or_else(|_| Stored::Text(body.to_owned()), Stored::Zstd)
+    }
+
+    /// Its two columns, `response_body` and `response_zstd`.
+    pub fn columns(self) -> (Option<String>, Option<Vec<u8>>) {
+        match self {
+            Stored::Text(t) => (Some(t), None),
+            Stored::Zstd(z) => (None, Some(z)),
+        }
+    }
+
+    /// The answer kept in a row's two columns (empty when neither holds one).
+    pub fn read(text: Option<String>, zstd: Option<Vec<u8>>) -> QueryResult<String> {
+        match (text, zstd) {
+            (Some(t), _) => Ok(t),
+            (None, Some(z)) => zstd::stream::decode_all(z.as_slice())
+                .map_err(|e| e.to_string())
+                .and_then(|bytes| String::from_utf8(bytes).map_err(|e| e.to_string()))
+                .map_err(|e| {
+                    diesel::result::Error::DeserializationError(
+                        format!("a stored answer does not decompress: {e}").into(),
+                    )
+                }),
+            (None, None) => Ok(String::new()),
+        }
+    }
 }
 
 /// Inserts `row` unless its key exists; returns the rows inserted (0 or 1). `ON CONFLICT`
@@ -389,5 +439,42 @@ impl RequestKey {
     pub fn committed(&self, stored: bool) {
         let state = if stored { STORED } else { APPLIED };
         self.written.store(state, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Stored;
+
+    #[test]
+    fn large_answers_are_kept_compressed_and_read_back_as_they_were() {
+        let small = "x".repeat(Stored::COMPRESSED_FROM - 1);
+        assert_eq!(Stored::of(&small), Stored::Text(small.clone()));
+        assert_eq!(
+            Stored::read(Some(small.clone()), None).expect("text"),
+            small
+        );
+
+        let lines: Vec<String> = (0..2_000)
+            .map(|i| {
+                format!(
+                    "{{\"line_no\":{i},\"amount\":\"{}.{:02}\"}}",
+                    i * 7,
+                    i % 100
+                )
+            })
+            .collect();
+        let large = format!("[{}] é", lines.join(","));
+        assert!(large.len() >= Stored::COMPRESSED_FROM);
+        let (text, zstd) = Stored::of(&large).columns();
+        assert_eq!(text, None);
+        let zstd = zstd.expect("compressed");
+        assert!(zstd.len() < large.len() / 4, "{} bytes", zstd.len());
+        assert_eq!(Stored::read(None, Some(zstd.clone())).expect("zstd"), large);
+
+        let mut broken = zstd;
+        broken.truncate(broken.len() / 2);
+        assert!(Stored::read(None, Some(broken)).is_err());
+        assert_eq!(Stored::read(None, None).expect("none"), "");
     }
 }

@@ -141,8 +141,11 @@ pub struct IdempotencyRow {
     pub state: String,
     pub status_code: Option<i32>,
     pub content_type: Option<String>,
+    /// The answer, when stored as text (see [`crate::db::idempotency::Stored`]).
     pub response_body: Option<String>,
     pub created_at: NaiveDateTime,
+    /// The answer, when stored compressed.
+    pub response_zstd: Option<Vec<u8>>,
 }
 
 /// `equation_versions`

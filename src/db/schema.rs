@@ -123,6 +123,7 @@ diesel::table! {
         content_type -> Nullable<Text>,
         response_body -> Nullable<Text>,
         created_at -> Timestamp,
+        response_zstd -> Nullable<Binary>,
     }
 }
 

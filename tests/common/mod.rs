@@ -110,6 +110,14 @@ pub struct Res {
 }
 
 impl Res {
+    /// Whether this is a replay of a stored answer (`Idempotent-Replayed: true`).
+    pub fn replayed(&self) -> bool {
+        self.headers
+            .get("idempotent-replayed")
+            .and_then(|v| v.to_str().ok())
+            == Some("true")
+    }
+
     /// Asserts a problem+json with this status (and field, when given).
     pub fn assert_problem(&self, status: u16, field: Option<&str>) {
         assert_eq!(
