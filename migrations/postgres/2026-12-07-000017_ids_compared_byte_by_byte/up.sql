@@ -7,9 +7,9 @@
 -- (bench/analysis.md). Byte order is also the order SQLite (BINARY) gives and the order the
 -- inputs digest hashes ids in, so both backends list tags, aliases and currencies, and page
 -- through ids, alike. No row is rewritten; each table's indexes on these columns are rebuilt,
--- and the columns' statistics, which a change of collation drops, are gathered again at the
--- end. Statements kept prepared by instances running meanwhile see their result type change
--- (the README says what that means for an upgrade).
+-- and the columns' statistics, which a change of collation drops, are gathered again.
+-- Statements kept prepared by instances running meanwhile see their result type change (the
+-- README says what that means for an upgrade).
 --
 -- Every text column of this schema's tables, one ALTER TABLE a table (so each table's indexes
 -- are rebuilt once). A column used in a trigger's WHEN cannot change; those two triggers are
@@ -19,6 +19,7 @@ DROP TRIGGER networks_id_kept ON networks;
 DO $$
 DECLARE
     t record;
+    has_rows boolean;
 BEGIN
     FOR t IN
         SELECT table_name,
@@ -31,6 +32,14 @@ BEGIN
         ORDER BY table_name
     LOOP
         EXECUTE format('ALTER TABLE %I %s', t.table_name, t.alters);
+        -- The change dropped the columns' statistics: gather them again where there are rows.
+        -- An empty table is left never analyzed, as it was (PostgreSQL then plans with its
+        -- size as it grows); analyzed empty, it would be planned as empty until the next
+        -- ANALYZE, and a foreign key's check of it would scan it whole.
+        EXECUTE format('SELECT EXISTS (SELECT 1 FROM %I)', t.table_name) INTO has_rows;
+        IF has_rows THEN
+            EXECUTE format('ANALYZE %I', t.table_name);
+        END IF;
     END LOOP;
 END
 $$;
@@ -38,4 +47,3 @@ CREATE TRIGGER agents_id_kept BEFORE UPDATE OF id ON agents
     FOR EACH ROW WHEN (OLD.id IS DISTINCT FROM NEW.id) EXECUTE FUNCTION holoptic_refuse_removal();
 CREATE TRIGGER networks_id_kept BEFORE UPDATE OF id ON networks
     FOR EACH ROW WHEN (OLD.id IS DISTINCT FROM NEW.id) EXECUTE FUNCTION holoptic_refuse_removal();
-ANALYZE;
