@@ -204,7 +204,6 @@ impl From<DbError> for ApiError {
 impl From<diesel::result::Error> for ApiError {
     fn from(e: diesel::result::Error) -> Self {
         use diesel::result::{DatabaseErrorKind as K, Error as E};
-        crate::db::conn::note_query_error(&e);
         if let E::DatabaseError(K::UniqueViolation, info) = &e {
             if info.message() == crate::db::idempotency::KEY_TAKEN {
                 return ApiError::IdempotencyInProgress;
@@ -234,8 +233,9 @@ pub(crate) fn is_transient_error(e: &diesel::result::Error) -> bool {
 }
 
 /// Whether `e` is PostgreSQL refusing a statement kept prepared because its result columns
-/// changed type since it was prepared (see [`crate::db::conn::note_query_error`]). Nothing was
-/// applied, and the same request on another connection succeeds.
+/// changed type since it was prepared (a pooled connection that meets it is discarded:
+/// [`crate::db::conn::Manager`]). Nothing was applied, and the same request on another
+/// connection succeeds.
 pub(crate) fn is_stale_statement(e: &diesel::result::Error) -> bool {
     use diesel::result::Error as E;
     match e {

@@ -1,6 +1,6 @@
 //! The connection enum over both backends, chosen at run time from `DATABASE_URL`.
 
-use diesel::connection::{AnsiTransactionManager, TransactionManager};
+use diesel::connection::{AnsiTransactionManager, InstrumentationEvent, TransactionManager};
 use diesel::prelude::*;
 
 /// One database connection: PostgreSQL (production) or embedded SQLite (the default).
@@ -275,14 +275,16 @@ pub fn check_after_failure(conn: &mut AnyConnection) {
     DEAD.with(|dead| dead.set(dead.get() || !alive));
 }
 
-/// Called with each query error on the thread that holds the connection it came from: a
-/// statement this connection keeps prepared whose result columns changed type since (a
+/// Watches every query of a pooled PostgreSQL connection, on the thread running it: a
+/// statement the connection keeps prepared whose result columns changed type since (a
 /// migration run by another instance changed a column's type or collation) fails on every
-/// later run, so the connection is discarded when it goes back to the pool, with every
-/// statement it keeps, and the next one prepares them anew.
-pub fn note_query_error(e: &diesel::result::Error) {
-    if crate::error::is_stale_statement(e) {
-        DEAD.with(|dead| dead.set(true));
+/// later run, so after such a failure the connection is discarded when it goes back to the
+/// pool, with every statement it keeps, and the next one prepares them anew.
+fn watch_for_stale_statements(event: InstrumentationEvent<'_>) {
+    if let InstrumentationEvent::FinishQuery { error: Some(e), .. } = event {
+        if crate::error::is_stale_statement(e) {
+            DEAD.with(|dead| dead.set(true));
+        }
     }
 }
 
@@ -306,6 +308,9 @@ impl r2d2::ManageConnection for Manager {
 
     fn connect(&self) -> Result<AnyConnection, Self::Error> {
         let mut conn = establish(&self.url)?;
+        if let AnyConnection::Postgres(pg) = &mut conn {
+            pg.set_instrumentation(watch_for_stale_statements);
+        }
         if let AnyConnection::Sqlite(_) = conn {
             // The pool's commits leave checkpoints to the pool's checkpoint thread.
             diesel::sql_query(super::checkpoint::POOL_PRAGMA)
