@@ -45,11 +45,13 @@ def sh(cmd, **kw):
     return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw).stdout
 
 
-def http(method, path, token=None, body=None, raw=None, timeout=600):
+def request(method, path, token=None, body=None, raw=None, timeout=600):
     """One request; a 503 (the pool still busy with requests queued by the previous load) is
-    retried for up to a minute with the same idempotency key."""
+    retried for up to a minute with the same idempotency key. Returns the status, the answer's
+    bytes, and the seconds from the first attempt to the answer's last byte."""
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
     key = str(uuid.uuid4())
+    start = time.perf_counter()
     for _ in range(60):
         req = urllib.request.Request(BASE + path, data=data, method=method)
         req.add_header("content-type", "application/json")
@@ -58,7 +60,8 @@ def http(method, path, token=None, body=None, raw=None, timeout=600):
             req.add_header("authorization", f"Bearer {token}")
         try:
             with urllib.request.urlopen(req, timeout=timeout) as r:
-                return r.status, json.loads(r.read() or b"null")
+                answer = r.read()
+                return r.status, answer, time.perf_counter() - start
         except urllib.error.HTTPError as e:
             if e.code == 503:
                 time.sleep(1)
@@ -67,10 +70,19 @@ def http(method, path, token=None, body=None, raw=None, timeout=600):
     raise SystemExit(f"{method} {path}: still 503 after a minute")
 
 
+def http(method, path, token=None, body=None, raw=None, timeout=600):
+    status, answer, _ = request(method, path, token, body, raw, timeout)
+    return status, json.loads(answer or b"null")
+
+
 def timed(method, path, token, body):
+    """The seconds to the answer's last byte (as wrk and oha time a request), the answer, and
+    the seconds this client then took to parse its JSON (not the service's work: 8-27 ms for a
+    52-week preview's 1.5-2.5 MB, bench/analysis.md)."""
+    _, answer, took = request(method, path, token, body)
     start = time.perf_counter()
-    status, out = http(method, path, token, body)
-    return time.perf_counter() - start, out
+    out = json.loads(answer or b"null")
+    return took, out, time.perf_counter() - start
 
 
 def rss_kib(pid, field="VmRSS"):
@@ -393,9 +405,9 @@ def distribution_benchmarks(server, seed, group_by, sizes):
         _, inc = http("POST", f"/v1/networks/{slug}/income", token,
                       {"amount": "100000.00", "currency": "EUR", "source": "bench",
                        "received_at": "2026-01-01T00:00:00Z"})
-        preview_s, out = timed("POST", f"/v1/networks/{slug}/income/{inc['id']}/preview", token, {})
+        preview_s, out, _ = timed("POST", f"/v1/networks/{slug}/income/{inc['id']}/preview", token, {})
         preview_rss = rss_kib(server.pid, "VmHWM")
-        commit_s, _ = timed("POST", f"/v1/networks/{slug}/income/{inc['id']}/distribution", token, {})
+        commit_s, _, _ = timed("POST", f"/v1/networks/{slug}/income/{inc['id']}/distribution", token, {})
         commit_rss = rss_kib(server.pid, "VmHWM")
         lines = out["lines"]
         total = sum(int(line["amount_minor"]) for line in lines)
@@ -458,14 +470,18 @@ def policy_benchmarks(server, seed, sizes):
         _, inc = http("POST", f"/v1/networks/{slug}/income", token,
                       {"amount": "1000.00", "currency": "EUR", "source": "bench",
                        "received_at": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")})
-        times = []
+        times, parsed = [], []
         for _ in range(5):
-            took, res = timed("POST", f"/v1/networks/{slug}/income/{inc['id']}/preview", token, {})
+            took, res, parse_s = timed("POST", f"/v1/networks/{slug}/income/{inc['id']}/preview", token, {})
             times.append(took)
+            parsed.append(took + parse_s)
         times.sort()
+        parsed.sort()
         out[name] = {
             "preview_median_s": times[len(times) // 2],
             "preview_min_s": times[0],
+            # What earlier runs reported: the time to the last byte and this client's parse.
+            "preview_parsed_median_s": parsed[len(parsed) // 2],
             "peak_rss_kib": rss_kib(server.pid, "VmHWM"),
             "lines": len(res["lines"]),
             "history_commits": commits,
