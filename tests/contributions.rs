@@ -1466,6 +1466,47 @@ fn postgres_pages_read_only_their_networks_rows() {
     }
 }
 
+/// On PostgreSQL a page's contributions are read from the `(network_id, id)` index alone once
+/// the table's pages are all-visible (as vacuum leaves them): the index carries every fact a
+/// page selects or filters on, so no row of the table is visited. Without those facts in the
+/// index, a page of 1,000 visited the table for each of its rows.
+#[test]
+fn postgres_pages_are_read_from_the_index_alone() {
+    use diesel::RunQueryDsl;
+    use holoptic::db::contributions::in_id_order;
+
+    let (_db, mut conn) = migrated_postgres();
+    seed_rows(&mut conn, "c", "'n' || (i % 2)", 4_000);
+    diesel::sql_query("VACUUM ANALYZE contributions, contribution_outcomes")
+        .execute(&mut conn)
+        .expect("vacuum");
+    // Rows of the table visited through any of its indexes, so far in this transaction
+    // (PostgreSQL counts a visit through an index on the index).
+    let visits = |c: &mut holoptic::db::conn::AnyConnection| {
+        diesel::sql_query(
+            "SELECT coalesce(sum(pg_stat_get_xact_tuples_fetched(indexrelid)), 0)::bigint AS n \
+             FROM pg_index WHERE indrelid = 'contributions'::regclass",
+        )
+        .get_result::<Count>(c)
+        .expect("counter")
+        .n
+    };
+    let (page, visited) = in_id_order(&mut conn, |c| {
+        let before = visits(c);
+        let page = read_page(c, "n1", chrono::Utc::now().naive_utc(), None, 1_000)?;
+        Ok::<_, diesel::result::Error>((page, visits(c) - before))
+    })
+    .expect("page");
+    assert_eq!(page.len(), 1_000);
+    assert!(page
+        .iter()
+        .all(|c| c.unit == "hours" && c.kind == holoptic::domain::contribution::Kind::Work));
+    assert_eq!(
+        visited, 0,
+        "a page of 1,000 visited {visited} rows of the table"
+    );
+}
+
 /// On SQLite a page's outcomes and tags are read from the network's range of a covering
 /// `(network_id, contribution_id, ...)` index, not from the range of every network's rows
 /// between the page's first and last id. The statement the page really
