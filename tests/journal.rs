@@ -13,6 +13,7 @@ on_both_backends!(
     tampering_is_caught,
     checkpoints_verify_offline,
     a_long_tail_is_sealed_in_chunks,
+    a_sealing_pass_ends_where_the_queue_ended,
     a_batch_is_one_entry_and_pages_stop_at_a_mebibyte
 );
 
@@ -299,6 +300,78 @@ async fn the_sealer_runs_by_itself() {
         .get_result(&mut conn)
         .expect("count");
     assert!(sealed >= 1, "the network's creation is sealed: {sealed}");
+}
+
+/// One sealing pass seals what was queued when it began and stops at the queue's end as it
+/// then stood: entries written meanwhile wait for the next pass. Here every seal writes a new
+/// entry just behind the one it sealed (a trigger the test adds), as writers do while the
+/// sealer runs. A pass that went on until it found the queue empty, as it did before, chased
+/// those entries one transaction after another and never ended.
+async fn a_sealing_pass_ends_where_the_queue_ended(app: TestApp) {
+    app.network("lab", json!({})).await;
+    let network = app.get(N, None).await.ok(200);
+    let network_id = network["id"].as_str().expect("id").to_owned();
+    let url = holoptic::db::DatabaseUrl::parse(&app.database_url).expect("url");
+    let mut conn = holoptic::db::conn::establish(&url).expect("conn");
+    holoptic::journal::seal(&mut conn, &network_id).expect("the network's entries sealed");
+    let bodies: Vec<Value> = (0..10).map(|i| json!({ "n": i })).collect();
+    holoptic::db::write_tx(&mut conn, |conn| {
+        holoptic::journal::record_many(conn, &network_id, None, "test.queued", bodies)
+    })
+    .expect("appended");
+    let meanwhile = "INSERT INTO journal_entries (id, network_id, recorded_at, actor, kind, body) \
+                     VALUES (NEW.entry_id || '+', NEW.network_id, CURRENT_TIMESTAMP, NULL, 'test.meanwhile', '{}')";
+    match app.backend {
+        Backend::Sqlite => app.sql(&format!(
+            "CREATE TRIGGER test_meanwhile AFTER INSERT ON journal_seals BEGIN {meanwhile}; END"
+        )),
+        Backend::Postgres => {
+            app.sql(&format!(
+                "CREATE FUNCTION test_meanwhile() RETURNS trigger LANGUAGE plpgsql AS \
+                 $$ BEGIN {meanwhile}; RETURN NULL; END $$"
+            ));
+            app.sql(
+                "CREATE TRIGGER test_meanwhile AFTER INSERT ON journal_seals \
+                 FOR EACH ROW EXECUTE FUNCTION test_meanwhile()",
+            );
+        }
+    }
+    // On a thread of its own, so that a pass that never ends fails the test instead of
+    // hanging it.
+    let (done, passes) = std::sync::mpsc::channel();
+    let id = network_id.clone();
+    std::thread::spawn(move || {
+        let first = holoptic::journal::seal(&mut conn, &id).map_err(|e| format!("{e:?}"));
+        let _ = done.send(first);
+    });
+    let sealed = passes
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("the pass ended")
+        .expect("the pass sealed");
+    assert_eq!(
+        sealed, 10,
+        "the ten entries queued before the pass, and no more"
+    );
+    let waiting = || {
+        app.sql_count(&format!(
+            "SELECT COUNT(*) AS n FROM journal_unsealed WHERE network_id = '{network_id}'"
+        ))
+    };
+    assert_eq!(
+        waiting(),
+        10,
+        "the entries written during the pass wait for the next one"
+    );
+    // Without the trigger, the next pass (here the one verification runs) seals them, and
+    // the chain holds every entry in one piece.
+    app.sql(match app.backend {
+        Backend::Sqlite => "DROP TRIGGER test_meanwhile",
+        Backend::Postgres => "DROP TRIGGER test_meanwhile ON journal_seals",
+    });
+    let v = app.get(&format!("{N}/journal/verify"), None).await.ok(200);
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["unsealed"], 0, "{v}");
+    assert_eq!(waiting(), 0);
 }
 
 /// More unsealed entries than one sealing transaction takes: all are sealed, gapless, in
