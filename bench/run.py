@@ -557,6 +557,131 @@ def sqlite_inserts(path, seconds, batch):
     return n / took
 
 
+# What one single POST writes, written by the database's own client alone: the part of the
+# single-POST gap that is the rows themselves, not the service around them.
+
+POST_ROWS = ("contribution", "contribution_journal", "post")
+
+
+def ordered_id():
+    """A 36-character id in time order, as the service's UUIDv7 ids are (so each table's
+    index takes it at its end, as it takes the service's)."""
+    return f"{time.time_ns() // 1000:014x}" + str(uuid.uuid4())[14:]
+
+
+def post_texts(network, agent, cid):
+    """The journal entry's body and the answer the key keeps, shaped as the service's."""
+    compact = dict(separators=(",", ":"))
+    fields = {"agent_id": agent, "cites": None, "corrects": None, "description": "benchmark",
+              "evidence_url": None, "id": cid, "kind": "work", "occurred_at": "2026-01-15T10:00:00Z",
+              "quantity": "2", "recorded_by": agent, "skill": None, "tags": [], "unit": "hours"}
+    answer = {"id": cid, "network_id": network, "agent_id": agent, "recorded_by": agent, "kind": "work",
+              "quantity": "2", "unit": "hours", "skill": None, "tags": [], "description": "benchmark",
+              "evidence_url": None, "cites": None, "corrects": None, "corrected_by": None,
+              "status": "pending", "approvals": 0, "rejections": 0,
+              "occurred_at": "2026-01-15T10:00:00Z", "recorded_at": "2026-12-07T23:44:24.188708Z"}
+    return json.dumps(fields, **compact), json.dumps(answer, **compact)
+
+
+REQUEST_HASH = "9ee7e29169bde97e6191acdb4d7258ada1e4f2e159f866606f80690433f70344"
+
+
+def sqlite_post_rows(service_db, workdir, seconds):
+    """The rows of one single POST, a transaction each, written by sqlite3 from one connection
+    into a copy of the service's database after the HTTP runs (its schema, indexes and
+    triggers): the contribution alone; with its journal entry (and the entry's sealing-queue
+    row, which a trigger adds); and with the key and its answer too, all a POST writes."""
+    copy = workdir / "post-rows.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(copy) + suffix).unlink(missing_ok=True)
+    src, dst = sqlite3.connect(service_db), sqlite3.connect(copy)
+    src.backup(dst)
+    src.close()
+    dst.close()
+    db = sqlite3.connect(copy, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("PRAGMA foreign_keys=ON")
+    network, agent = db.execute("SELECT network_id, agent_id FROM contributions LIMIT 1").fetchone()
+    scope = f"{agent} POST /v1/networks/bench/contributions"
+    out = {}
+    for upto, name in enumerate(POST_ROWS, 1):
+        n = 0
+        start = time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            cid, now = ordered_id(), datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+            body, answer = post_texts(network, agent, cid)
+            db.execute("BEGIN IMMEDIATE")
+            db.execute(
+                "INSERT INTO contributions (id, network_id, agent_id, recorded_by, kind, quantity, unit, skill, "
+                "description, evidence_url, cites, corrects, occurred_at, recorded_at) "
+                "VALUES (?, ?, ?, ?, 'work', '2', 'hours', NULL, 'benchmark', NULL, NULL, NULL, '2026-01-15 10:00:00', ?)",
+                (cid, network, agent, agent, now))
+            if upto >= 2:
+                db.execute(
+                    "INSERT INTO journal_entries (id, network_id, recorded_at, actor, kind, body) "
+                    "VALUES (?, ?, ?, ?, 'contribution.recorded', ?)", (ordered_id(), network, now, agent, body))
+            if upto >= 3:
+                db.execute(
+                    "INSERT INTO idempotency_keys (scope, idem_key, request_hash, state, status_code, content_type, "
+                    "response_body, created_at, response_zstd) VALUES (?, ?, ?, 'done', 201, 'application/json', ?, ?, NULL)",
+                    (scope, str(uuid.uuid4()), REQUEST_HASH, answer, now))
+            db.execute("COMMIT")
+            n += 1
+        out[name] = n / (time.perf_counter() - start)
+    db.close()
+    return out
+
+
+PG_POST_ROWS = {
+    "contribution": "INSERT INTO contributions (id, network_id, agent_id, recorded_by, kind, quantity, unit, "
+                    "skill, description, evidence_url, cites, corrects, occurred_at, recorded_at) "
+                    "VALUES ({id}, :net, :agent, :agent, 'work', 2, 'hours', NULL, 'benchmark', NULL, NULL, NULL, "
+                    "'2026-01-15 10:00:00', now())",
+    "journal": "INSERT INTO journal_entries (id, network_id, recorded_at, actor, kind, body) "
+               "VALUES ({id}, :net, now(), :agent, 'contribution.recorded', :body)",
+    "key": "INSERT INTO idempotency_keys (scope, idem_key, request_hash, state, status_code, content_type, "
+           "response_body, created_at, response_zstd) "
+           "VALUES (:scope, gen_random_uuid()::text, :hash, 'done', 201, 'application/json', :answer, now(), NULL)",
+}
+
+
+def pg_post_rows(source_db, connections, seconds):
+    """The rows of one single POST, one statement each (as the service sends a POST's rows:
+    inserts joined by `WITH`), by pgbench into a copy of the service's database after the HTTP
+    runs: the contribution alone and with its journal entry at 1 client, and all a POST writes
+    (the key and its answer too) at each concurrency."""
+    db = "holoptic_post_rows"
+    sh(["psql", "-q", PG_ADMIN, "-c", f"DROP DATABASE IF EXISTS {db} WITH (FORCE)"])
+    sh(["psql", "-q", PG_ADMIN, "-c", f"CREATE DATABASE {db} TEMPLATE {source_db}"])
+    url = pg_url(db)
+    network, agent = psql(url, "SELECT network_id, agent_id FROM contributions LIMIT 1").strip().split("|")
+    body, answer = post_texts(network, agent, ordered_id())
+    # A time-ordered 36-character id, as ordered_id() makes.
+    pid = "(lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000000)::bigint), 14, '0') || substr(gen_random_uuid()::text, 15))"
+    c, j, k = (PG_POST_ROWS[x].format(id=pid) for x in ("contribution", "journal", "key"))
+    scripts = {
+        "contribution": c,
+        "contribution_journal": f"WITH c AS ({c}) {j}",
+        "post": f"WITH c AS ({c}), j AS ({j}) {k}",
+    }
+    out = {}
+    for name, sql in scripts.items():
+        with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f:
+            f.write(sql + ";\n")
+            script = f.name
+        out[name] = {}
+        for n in connections if name == "post" else connections[:1]:
+            res = sh(["pgbench", "-n", "-M", "prepared", "-c", str(n), "-j", str(min(n, 2)), "-T", str(seconds),
+                      "-f", script, "-D", f"net={network}", "-D", f"agent={agent}", "-D", f"body={body}",
+                      "-D", f"answer={answer}", "-D", f"scope={agent} POST /v1/networks/bench/contributions",
+                      "-D", f"hash={REQUEST_HASH}", url])
+            out[name][n] = float(re.search(r"tps = ([\d.]+)", res).group(1))
+        os.unlink(script)
+    sh(["psql", "-q", PG_ADMIN, "-c", f"DROP DATABASE {db} WITH (FORCE)"])
+    return out
+
+
 def sqlite_group_by(path, network_id):
     db = sqlite3.connect(path)
     start = time.perf_counter()
@@ -644,11 +769,18 @@ def measure_backend(backend, sizes, url, path, server, res, parts=PARTS):
             "single_insert": sqlite_inserts(base, sizes["seconds"], 1),
             "batch_insert": sqlite_inserts(base, sizes["seconds"], 1000),
         }
+        if "http" in parts:
+            res["baseline"]["post_rows"] = sqlite_post_rows(path, path.parent, sizes["seconds"])
     else:
-        res["baseline"] = {
-            "single_insert": {c: pgbench_insert(url, c, sizes["seconds"]) for c in sizes["concurrency"]},
-            "copy": pg_copy(url, sizes["copy_rows"]),
-        }
+        res["baseline"] = {}
+        if "http" in parts:
+            # First, while the service's database is as the HTTP runs left it.
+            res["baseline"]["post_rows"] = pg_post_rows(url.rsplit("/", 1)[1], sizes["concurrency"],
+                                                        sizes["seconds"])
+        res["baseline"].update(
+            single_insert={c: pgbench_insert(url, c, sizes["seconds"]) for c in sizes["concurrency"]},
+            copy=pg_copy(url, sizes["copy_rows"]),
+        )
 
     print(f"[{backend}] distributions", file=sys.stderr)
     server.start()
