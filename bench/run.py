@@ -586,6 +586,43 @@ def post_texts(network, agent, cid):
 REQUEST_HASH = "9ee7e29169bde97e6191acdb4d7258ada1e4f2e159f866606f80690433f70344"
 
 
+def key_scope(agent):
+    """The scope a member's idempotency keys for single POSTs are kept under."""
+    return f"{agent} POST /v1/networks/bench/contributions"
+
+
+# A POST's rows, one statement each, for both clients. `:name` is a bound value (sqlite3's
+# named parameters, pgbench's variables); `{…}` is filled in per client (`POST_ROW_VALUES`).
+POST_ROW_SQL = {
+    "contribution": "INSERT INTO contributions (id, network_id, agent_id, recorded_by, kind, quantity, unit, "
+                    "skill, description, evidence_url, cites, corrects, occurred_at, recorded_at) "
+                    "VALUES ({cid}, :net, :agent, :agent, 'work', {quantity}, 'hours', NULL, 'benchmark', NULL, "
+                    "NULL, NULL, '2026-01-15 10:00:00', {now})",
+    "journal": "INSERT INTO journal_entries (id, network_id, recorded_at, actor, kind, body) "
+               "VALUES ({jid}, :net, {now}, :agent, 'contribution.recorded', :body)",
+    "key": "INSERT INTO idempotency_keys (scope, idem_key, request_hash, state, status_code, content_type, "
+           "response_body, created_at, response_zstd) "
+           "VALUES (:scope, {key}, :hash, 'done', 201, 'application/json', :answer, {now}, NULL)",
+}
+
+# A time-ordered 36-character id in SQL, as ordered_id() makes.
+PG_ORDERED_ID = ("(lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000000)::bigint), 14, '0') "
+                 "|| substr(gen_random_uuid()::text, 15))")
+
+POST_ROW_VALUES = {
+    # Bound per POST by the bench; quantities are canonical decimal text on SQLite.
+    "sqlite": dict(cid=":cid", jid=":jid", key=":key", now=":now", quantity="'2'"),
+    # Made by PostgreSQL per statement.
+    "postgres": dict(cid=PG_ORDERED_ID, jid=PG_ORDERED_ID, key="gen_random_uuid()::text", now="now()",
+                     quantity="2"),
+}
+
+
+def post_row_sql(backend, upto):
+    """The first `upto` of a POST's statements (contribution, journal entry, key) for a client."""
+    return [POST_ROW_SQL[k].format(**POST_ROW_VALUES[backend]) for k in ("contribution", "journal", "key")[:upto]]
+
+
 def sqlite_post_rows(service_db, workdir, seconds):
     """The rows of one single POST, a transaction each, written by sqlite3 from one connection
     into a copy of the service's database after the HTTP runs (its schema, indexes and
@@ -603,47 +640,26 @@ def sqlite_post_rows(service_db, workdir, seconds):
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute("PRAGMA foreign_keys=ON")
     network, agent = db.execute("SELECT network_id, agent_id FROM contributions LIMIT 1").fetchone()
-    scope = f"{agent} POST /v1/networks/bench/contributions"
+    scope = key_scope(agent)
     out = {}
     for upto, name in enumerate(POST_ROWS, 1):
+        statements = post_row_sql("sqlite", upto)
         n = 0
         start = time.perf_counter()
         while time.perf_counter() - start < seconds:
-            cid, now = ordered_id(), datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+            cid = ordered_id()
             body, answer = post_texts(network, agent, cid)
+            values = dict(cid=cid, jid=ordered_id(), key=str(uuid.uuid4()), net=network, agent=agent,
+                          body=body, scope=scope, hash=REQUEST_HASH, answer=answer,
+                          now=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f"))
             db.execute("BEGIN IMMEDIATE")
-            db.execute(
-                "INSERT INTO contributions (id, network_id, agent_id, recorded_by, kind, quantity, unit, skill, "
-                "description, evidence_url, cites, corrects, occurred_at, recorded_at) "
-                "VALUES (?, ?, ?, ?, 'work', '2', 'hours', NULL, 'benchmark', NULL, NULL, NULL, '2026-01-15 10:00:00', ?)",
-                (cid, network, agent, agent, now))
-            if upto >= 2:
-                db.execute(
-                    "INSERT INTO journal_entries (id, network_id, recorded_at, actor, kind, body) "
-                    "VALUES (?, ?, ?, ?, 'contribution.recorded', ?)", (ordered_id(), network, now, agent, body))
-            if upto >= 3:
-                db.execute(
-                    "INSERT INTO idempotency_keys (scope, idem_key, request_hash, state, status_code, content_type, "
-                    "response_body, created_at, response_zstd) VALUES (?, ?, ?, 'done', 201, 'application/json', ?, ?, NULL)",
-                    (scope, str(uuid.uuid4()), REQUEST_HASH, answer, now))
+            for sql in statements:
+                db.execute(sql, values)
             db.execute("COMMIT")
             n += 1
         out[name] = n / (time.perf_counter() - start)
     db.close()
     return out
-
-
-PG_POST_ROWS = {
-    "contribution": "INSERT INTO contributions (id, network_id, agent_id, recorded_by, kind, quantity, unit, "
-                    "skill, description, evidence_url, cites, corrects, occurred_at, recorded_at) "
-                    "VALUES ({id}, :net, :agent, :agent, 'work', 2, 'hours', NULL, 'benchmark', NULL, NULL, NULL, "
-                    "'2026-01-15 10:00:00', now())",
-    "journal": "INSERT INTO journal_entries (id, network_id, recorded_at, actor, kind, body) "
-               "VALUES ({id}, :net, now(), :agent, 'contribution.recorded', :body)",
-    "key": "INSERT INTO idempotency_keys (scope, idem_key, request_hash, state, status_code, content_type, "
-           "response_body, created_at, response_zstd) "
-           "VALUES (:scope, gen_random_uuid()::text, :hash, 'done', 201, 'application/json', :answer, now(), NULL)",
-}
 
 
 def pg_post_rows(source_db, connections, seconds):
@@ -657,9 +673,7 @@ def pg_post_rows(source_db, connections, seconds):
     url = pg_url(db)
     network, agent = psql(url, "SELECT network_id, agent_id FROM contributions LIMIT 1").strip().split("|")
     body, answer = post_texts(network, agent, ordered_id())
-    # A time-ordered 36-character id, as ordered_id() makes.
-    pid = "(lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000000)::bigint), 14, '0') || substr(gen_random_uuid()::text, 15))"
-    c, j, k = (PG_POST_ROWS[x].format(id=pid) for x in ("contribution", "journal", "key"))
+    c, j, k = post_row_sql("postgres", 3)
     scripts = {
         "contribution": c,
         "contribution_journal": f"WITH c AS ({c}) {j}",
@@ -674,7 +688,7 @@ def pg_post_rows(source_db, connections, seconds):
         for n in connections if name == "post" else connections[:1]:
             res = sh(["pgbench", "-n", "-M", "prepared", "-c", str(n), "-j", str(min(n, 2)), "-T", str(seconds),
                       "-f", script, "-D", f"net={network}", "-D", f"agent={agent}", "-D", f"body={body}",
-                      "-D", f"answer={answer}", "-D", f"scope={agent} POST /v1/networks/bench/contributions",
+                      "-D", f"answer={answer}", "-D", f"scope={key_scope(agent)}",
                       "-D", f"hash={REQUEST_HASH}", url])
             out[name][n] = float(re.search(r"tps = ([\d.]+)", res).group(1))
         os.unlink(script)
