@@ -308,23 +308,13 @@ fn fewer_pages_per_write_on_postgres() {
 /// a time and many in one statement, and dropping the trigger (down) stops it.
 fn appended_entries_are_queued(backend: Backend) {
     use diesel::prelude::*;
-    use holoptic::db::rows::JournalRow;
     use holoptic::db::schema::journal_unsealed;
 
     let (_db, url, mut conn) = migrated_at(backend);
     diesel::sql_query(network_sql("n1"))
         .execute(&mut conn)
         .expect("network");
-    let entry = |id: &str| JournalRow {
-        id: id.to_owned(),
-        network_id: "n1".to_owned(),
-        recorded_at: chrono::NaiveDate::from_ymd_opt(2026, 1, 1)
-            .and_then(|d| d.and_hms_opt(0, 0, 0))
-            .expect("time"),
-        actor: None,
-        kind: "test".to_owned(),
-        body: "{}".to_owned(),
-    };
+    let entry = |id: &str| journal_row(id, "n1");
     let queued = |conn: &mut AnyConnection| -> Vec<(String, String)> {
         journal_unsealed::table
             .select((journal_unsealed::network_id, journal_unsealed::entry_id))
@@ -356,6 +346,76 @@ fn appended_entries_are_queued_on_sqlite() {
 #[test]
 fn appended_entries_are_queued_on_postgres() {
     appended_entries_are_queued(Backend::Postgres);
+}
+
+/// Migration 000020: the journal's index by network is dropped; entries appended before and
+/// after it are queued, sealed and read per network as before, through the queue's and the
+/// seals' keys and the entries' primary key.
+fn journal_entries_one_index_less(backend: Backend) {
+    use diesel::RunQueryDsl;
+    use holoptic::db::rows::JournalRow;
+
+    let (_db, mut conn) = migrated(backend);
+    down_to_before(&mut conn, "20261208000020");
+    for sql in [network_sql("n1"), network_sql("n2")] {
+        diesel::sql_query(sql).execute(&mut conn).expect("network");
+    }
+    let entry = journal_row;
+    db::journal::append_many(
+        &mut conn,
+        &[entry("e1", "n1"), entry("e2", "n1"), entry("e3", "n2")],
+    )
+    .expect("before");
+    db::migrate(&mut conn).expect("up again");
+    let index = match backend {
+        Backend::Sqlite => {
+            "SELECT COUNT(*) AS n FROM sqlite_master WHERE name = 'journal_entries_network'"
+        }
+        Backend::Postgres => {
+            "SELECT COUNT(*) AS n FROM pg_indexes WHERE indexname = 'journal_entries_network'"
+        }
+    };
+    assert_eq!(count(&mut conn, index), 0, "the index is gone");
+    db::journal::append(&mut conn, &entry("e4", "n1")).expect("after");
+
+    let ids = |rows: &[JournalRow]| rows.iter().map(|e| e.id.clone()).collect::<Vec<_>>();
+    let queued = db::journal::unsealed(&mut conn, "n1", None, 10).expect("queue");
+    assert_eq!(ids(&queued), ["e1", "e2", "e4"]);
+    let head = db::journal::head(&mut conn, "n1").expect("head");
+    let now = chrono::NaiveDate::from_ymd_opt(2026, 1, 2)
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .expect("time");
+    assert_eq!(
+        db::journal::seal(&mut conn, head, &queued, now).expect("seal"),
+        3
+    );
+    let (page, more) =
+        db::journal::filtered(&mut conn, "n1", 0, None, None, 10, 1 << 20).expect("page");
+    assert!(!more);
+    let sealed: Vec<(i64, String)> = page.iter().map(|(e, s)| (s.seq, e.id.clone())).collect();
+    assert_eq!(
+        sealed,
+        [
+            (1, "e1".to_owned()),
+            (2, "e2".to_owned()),
+            (3, "e4".to_owned())
+        ]
+    );
+    assert!(db::journal::unsealed(&mut conn, "n1", None, 10)
+        .expect("queue")
+        .is_empty());
+    let other = db::journal::unsealed(&mut conn, "n2", None, 10).expect("the other network");
+    assert_eq!(ids(&other), ["e3"]);
+}
+
+#[test]
+fn journal_entries_one_index_less_on_sqlite() {
+    journal_entries_one_index_less(Backend::Sqlite);
+}
+
+#[test]
+fn journal_entries_one_index_less_on_postgres() {
+    journal_entries_one_index_less(Backend::Postgres);
 }
 
 /// Migration 000015: a contribution whose network, agent or recorder is missing is refused with
@@ -651,4 +711,18 @@ fn count(conn: &mut AnyConnection, sql: &str) -> i64 {
         .get_result::<Count>(conn)
         .expect(sql)
         .n
+}
+
+/// A journal entry of `network` at 2026-01-01, its body naming its id.
+fn journal_row(id: &str, network: &str) -> holoptic::db::rows::JournalRow {
+    holoptic::db::rows::JournalRow {
+        id: id.to_owned(),
+        network_id: network.to_owned(),
+        recorded_at: chrono::NaiveDate::from_ymd_opt(2026, 1, 1)
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .expect("time"),
+        actor: None,
+        kind: "test".to_owned(),
+        body: format!("{{\"id\":\"{id}\"}}"),
+    }
 }
