@@ -348,9 +348,8 @@ fn appended_entries_are_queued_on_postgres() {
     appended_entries_are_queued(Backend::Postgres);
 }
 
-/// Migration 000020: the journal's index by network is dropped; entries appended before and
-/// after it are queued, sealed and read per network as before, through the queue's and the
-/// seals' keys and the entries' primary key.
+/// Migration 000020 (the journal's index by network dropped): the index is gone, and entries
+/// appended before and after it are still queued, sealed and read per network.
 fn journal_entries_one_index_less(backend: Backend) {
     use diesel::RunQueryDsl;
     use holoptic::db::rows::JournalRow;
@@ -360,10 +359,13 @@ fn journal_entries_one_index_less(backend: Backend) {
     for sql in [network_sql("n1"), network_sql("n2")] {
         diesel::sql_query(sql).execute(&mut conn).expect("network");
     }
-    let entry = journal_row;
     db::journal::append_many(
         &mut conn,
-        &[entry("e1", "n1"), entry("e2", "n1"), entry("e3", "n2")],
+        &[
+            journal_row("e1", "n1"),
+            journal_row("e2", "n1"),
+            journal_row("e3", "n2"),
+        ],
     )
     .expect("before");
     db::migrate(&mut conn).expect("up again");
@@ -376,7 +378,7 @@ fn journal_entries_one_index_less(backend: Backend) {
         }
     };
     assert_eq!(count(&mut conn, index), 0, "the index is gone");
-    db::journal::append(&mut conn, &entry("e4", "n1")).expect("after");
+    db::journal::append(&mut conn, &journal_row("e4", "n1")).expect("after");
 
     let ids = |rows: &[JournalRow]| rows.iter().map(|e| e.id.clone()).collect::<Vec<_>>();
     let queued = db::journal::unsealed(&mut conn, "n1", None, 10).expect("queue");
