@@ -107,10 +107,10 @@ pub const SEAL_CHUNK: i64 = 1_000;
 /// [`SEAL_CHUNK`], which reached the queue's end as it then stood. Entries committed since
 /// wait for the next call (the sealer's next round, or the next journal read), and so does
 /// one committed late with a lower id than a chunk already sealed: each call starts from the
-/// queue's start. Before, a call went on until it found the queue empty, so under a steady
-/// stream of writes the sealer chased the tail a few entries a transaction: on PostgreSQL,
-/// 1,179 sealing commits for 5,269 single writes in five seconds, a third of PostgreSQL's CPU
-/// a write (`bench/analysis.md`).
+/// queue's start. Why not go on until the queue is empty: under a steady stream of writes a
+/// call then chases the tail a few entries a transaction (on PostgreSQL, 1,179 sealing
+/// commits for 5,269 single writes in five seconds, a third of PostgreSQL's CPU a write;
+/// `bench/analysis.md`).
 pub fn seal(conn: &mut AnyConnection, network_id: &str) -> Result<usize, ApiError> {
     let mut sealed = 0;
     let mut after: Option<String> = None;
